@@ -1,0 +1,268 @@
+"""The ``grids`` command line: simulate, train, explain, show, runs, genes, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from grids_core.errors import GridsError
+from grids_core.settings import DEFAULT_HOME, Settings
+
+DEFAULT_BUNDLE = DEFAULT_HOME / "default"
+
+
+def _progress_bar(desc: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
+    """A tqdm bar driven by the engine's progress(fraction, message) callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc=desc, unit="‰", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}", file=sys.stderr)
+
+    def update(frac: float, msg: str) -> None:
+        bar.n = int(max(0.0, min(1.0, frac)) * 1000)
+        bar.set_postfix_str(msg[:60], refresh=False)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(bundle_dir=Path(args.bundle), model_path=getattr(args, "model", None), device=getattr(args, "device", None))
+
+
+# ---- commands -----------------------------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from grids_core import bundle as bundle_io
+    from grids_core.simulate import simulate
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise GridsError(f"{out} already exists. Use --force to replace it (its models and results go with it).")
+    update, close = _progress_bar("simulate")
+    try:
+        b, _ = simulate(n_cells=args.cells, n_peaks=args.peaks, seed=args.seed, progress=update)
+        bundle_io.save(b, out, overwrite=args.force)
+    finally:
+        close()
+    c = b.manifest["counts"]
+    print(f"Wrote {out}: {c['cells']} cells x {c['peaks']} peaks x {c['genes']} genes "
+          f"(ATAC density {c['atac_nonzero'] / (c['cells'] * c['peaks']):.2%}); simulated layers: "
+          + ", ".join(k for k, v in b.manifest["provenance"].items() if v != "real"))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from grids_core import bundle as bundle_io
+    from grids_core.train import TrainConfig, default_model_path, save_model, train
+
+    b = bundle_io.load(args.bundle)
+    cfg = TrainConfig(seed=args.seed, device=args.device)
+    for name in ("steps_atac", "steps_rna", "steps_maps", "steps_paired"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    update, close = _progress_bar("train")
+    try:
+        tm = train(b, cfg, progress=update)
+    finally:
+        close()
+    out = Path(args.out) if args.out else default_model_path(args.bundle)
+    save_model(tm, out)
+    q = tm.meta["quality"]
+    from grids_core.reference import MARKER_PAIRS
+
+    markers = sorted({g for _, g in MARKER_PAIRS if g in q})
+    print(f"Saved {out} (model {tm.model_id}) in {tm.meta['train_seconds']:.1f} s on {tm.meta['device']}; "
+          f"median held-out r over {len(q)} genes = {tm.meta['median_r']:.3f}")
+    if markers:
+        print("held-out Pearson r of the markers: " + ", ".join(f"{g} {q[g]:.2f}" for g in markers))
+    return 0
+
+
+def _request(args: argparse.Namespace):
+    from grids_core.explain.gene import ExplainRequest
+
+    value, sign = {"close-lower": (0.0, 1.0), "close-raise": (0.0, -1.0), "open-raise": (1.0, -1.0),
+                   "open-lower": (1.0, 1.0)}[args.direction]
+    return ExplainRequest(
+        gene=args.gene, cell_type=args.cell_type, method=args.method, L=args.L, k=args.k, value=value, sign=sign,
+        beta=args.beta, seed=args.seed, window=args.window, init=args.init, faithful=args.faithful,
+        max_sweeps=args.max_sweeps,
+    )
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from grids_core.jobs import load_context, run_explanation
+
+    settings = _settings(args)
+    req = _request(args)
+    update, close = _progress_bar(f"{args.method} {args.gene}/{args.cell_type}")
+    try:
+        result, stored = run_explanation(settings, req, progress=update, force=args.force)
+    finally:
+        close()
+    ctx = load_context(settings)
+    _print_result(ctx.bundle, result, stored)
+    if args.export:
+        _export(ctx.bundle, result, args.export)
+    return 0
+
+
+def _export(bundle, result, paths: list[str]) -> None:
+    from grids_core.links import linkage_table, write_export
+
+    links = linkage_table(bundle, result)
+    for p in paths:
+        print(f"wrote {write_export(links, p)}")
+
+
+def _print_result(bundle, result, stored: bool) -> None:
+    from grids_core.links import linkage_table
+
+    links = linkage_table(bundle, result)
+    h = result.heldout
+    print(f"\nrun {result.run_id}  {result.method}  {result.gene} in {result.cell_type}  L={result.settings['L']} "
+          f"seed={result.settings['seed']}  ({'stored result' if stored else f'{result.runtime_s:.2f} s'})")
+    if not result.predictable:
+        print(f"WARNING: the surrogate predicts {result.gene} poorly on held-out cells (r = {result.gene_r:.2f}); "
+              "this explanation describes the model, not the biology.")
+    cols = ["rank", "peak", "peak_chrom", "peak_start", "peak_end", "distance_to_tss", "drop_one", "single"]
+    print(links[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"objective J: {result.baseline_objective:.4g} -> {result.objective:.4g}  "
+          f"held-out ({h.get('n_cells')} test cells): delta {h.get('delta', float('nan')):.4g} "
+          f"({100 * h.get('relative', float('nan')):.1f}%)  surrogate r = {result.gene_r:.2f}")
+    if result.truth:
+        t = result.truth
+        print(f"planted truth: {t['hits']}/{t['n_planted']} recovered (recall {t['recall']:.2f}, precision "
+              f"{t['precision']:.2f}), decoys selected {t['decoys_selected']}")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from grids_core.jobs import load_context
+
+    ctx = load_context(_settings(args))
+    result = ctx.store.require(args.run)
+    _print_result(ctx.bundle, result, True)
+    if args.export:
+        _export(ctx.bundle, result, args.export)
+    if args.json:
+        print(result.to_json())
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from grids_core.store import ResultStore
+
+    rows = ResultStore(_settings(args).store_path).list(args.gene, args.cell_type, args.method)
+    if not rows:
+        print("no stored runs")
+        return 0
+    import pandas as pd
+
+    print(pd.DataFrame(rows).drop(columns=["model_id"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def cmd_genes(args: argparse.Namespace) -> int:
+    from grids_core.jobs import load_context
+
+    ctx = load_context(_settings(args))
+    q = ctx.model.meta.get("quality", {})
+
+    df = ctx.bundle.genes[["name", "chrom", "tss", "strand"]].assign(r=lambda d: d["name"].map(q))
+    print(df.sort_values("r", ascending=False).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from grids_core import bundle as bundle_io
+
+    b = bundle_io.load(args.bundle)
+    print(json.dumps({k: v for k, v in b.manifest.items() if k != "checksums"}, indent=2))
+    return 0
+
+
+# ---- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="grids", description="GRIDS: subset explanations of an ATAC->RNA surrogate.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def bundle_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="bundle directory (default: %(default)s)")
+        sp.add_argument("--model", default=None, help="model checkpoint (default: BUNDLE/models/default.pt)")
+        sp.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+
+    s = sub.add_parser("simulate", help="write the default semi-synthetic bundle")
+    s.add_argument("--out", default=str(DEFAULT_BUNDLE))
+    s.add_argument("--cells", type=int, default=3000)
+    s.add_argument("--peaks", type=int, default=20_000, help="peak count (127219 = the paper's width)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--force", action="store_true", help="replace an existing bundle")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("train", help="train the surrogate on a bundle")
+    bundle_arg(s)
+    s.add_argument("--out", default=None, help="checkpoint path (default: BUNDLE/models/default.pt)")
+    s.add_argument("--seed", type=int, default=0)
+    for name in ("atac", "rna", "maps", "paired"):
+        s.add_argument(f"--steps-{name}", dest=f"steps_{name}", type=int, default=None)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("explain", help="explain one gene in one cell type")
+    bundle_arg(s)
+    s.add_argument("--gene", required=True)
+    s.add_argument("--cell-type", required=True)
+    s.add_argument("--method", default="grids")
+    s.add_argument("-L", type=int, default=10, help="subset size")
+    s.add_argument("-k", type=int, default=32, help="candidates evaluated per step")
+    s.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"],
+                   help="peaks closed (v=0) or opened (v=1); expression lowered (sigma=+1) or raised (sigma=-1)")
+    s.add_argument("--beta", type=float, default=0.0, help="specificity weight against other cell types")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--window", type=int, default=None, help="only peaks within this many bp of the TSS")
+    s.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
+    s.add_argument("--faithful", action="store_true", help="the authors' reference behaviour (for comparison)")
+    s.add_argument("--max-sweeps", type=int, default=20)
+    s.add_argument("--force", action="store_true", help="recompute even if a stored result exists")
+    s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact")
+    s.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("show", help="print a stored run")
+    bundle_arg(s)
+    s.add_argument("run", help="run id (or a unique prefix)")
+    s.add_argument("--export", nargs="*", default=[])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("runs", help="list stored runs")
+    bundle_arg(s)
+    s.add_argument("--gene")
+    s.add_argument("--cell-type")
+    s.add_argument("--method")
+    s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("genes", help="genes of the bundle with the surrogate's held-out r")
+    bundle_arg(s)
+    s.set_defaults(func=cmd_genes)
+
+    s = sub.add_parser("info", help="print a bundle's manifest")
+    s.add_argument("--bundle", default=str(DEFAULT_BUNDLE))
+    s.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GridsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

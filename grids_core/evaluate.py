@@ -1,0 +1,127 @@
+"""Evaluation of an explanation: held-out effect, locality, planted-truth recovery (ALGORITHM §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from grids_core.bundle import Bundle
+
+TEN_MB = 10_000_000
+
+
+def perturb(x: sp.csr_matrix, subset, value: float) -> sp.csr_matrix:
+    """Copy of binary CSR ``x`` with the columns in ``subset`` set to ``value`` (0 or 1)."""
+    x = sp.csr_matrix(x, dtype=np.float32)
+    cols = np.asarray(subset, dtype=np.int64)
+    if len(cols) == 0:
+        return x
+    mask = np.ones(x.shape[1], dtype=np.float32)
+    mask[cols] = 0.0
+    out = x @ sp.diags(mask)
+    if value != 0.0:
+        fill = sp.csr_matrix(
+            (np.full(x.shape[0] * len(cols), value, np.float32),
+             (np.repeat(np.arange(x.shape[0]), len(cols)), np.tile(cols, x.shape[0]))),
+            shape=x.shape,
+        )
+        out = out + fill
+    out = sp.csr_matrix(out)
+    out.eliminate_zeros()
+    return out
+
+
+@torch.no_grad()
+def readout_values(model, readout: Callable[[torch.Tensor], torch.Tensor], x, batch: int = 1024) -> np.ndarray:
+    """Per-sample readout of the model's stage 2 on inputs x (no perturbation)."""
+    outs = [readout(model.stage1(x[s : s + batch])).cpu().numpy() for s in range(0, x.shape[0], batch)]
+    return np.concatenate(outs) if outs else np.zeros(0, np.float32)
+
+
+def heldout_effect(model, readout, x_test, subset, value: float) -> dict:
+    """Effect on held-out cells: delta = mean(expm1 y') - mean(expm1 y) on the normalised count scale."""
+    if x_test.shape[0] == 0:
+        return {"n_cells": 0, "delta": float("nan"), "relative": float("nan")}
+    before = readout_values(model, readout, x_test)
+    after = readout_values(model, readout, perturb(x_test, subset, value))
+    b, a = np.expm1(before), np.expm1(after)
+    base = float(b.mean())
+    delta = float((a - b).mean())
+    return {
+        "n_cells": int(x_test.shape[0]),
+        "mean_before": base,
+        "mean_after": float(a.mean()),
+        "delta": delta,
+        "relative": float(delta / base) if base > 0 else float("nan"),
+        "log_delta": float((after - before).mean()),
+    }
+
+
+def gene_tad(bundle: Bundle, gene: str) -> tuple[int, int, str] | None:
+    """The TAD containing the gene's TSS (simulated domains first, then real ones), or None."""
+    g = bundle.gene_row(gene)
+    t = bundle.tads
+    if t is None or len(t) == 0:
+        return None
+    hit = t[(t["chrom"] == g["chrom"]) & (t["start"] <= g["tss"]) & (t["end"] > g["tss"])]
+    if len(hit) == 0:
+        return None
+    hit = hit.sort_values("simulated", ascending=False)
+    row = hit.iloc[0]
+    return int(row["start"]), int(row["end"]), str(row["source"])
+
+
+def locality(bundle: Bundle, gene: str, subset) -> dict:
+    """The reference's locality metrics of a peak subset relative to the gene."""
+    subset = np.asarray(subset, dtype=np.int64)
+    g = bundle.gene_row(gene)
+    p = bundle.peaks.iloc[subset]
+    same = (p["chrom"] == g["chrom"]).to_numpy()
+    mid = ((p["start"] + p["end"]) // 2).to_numpy()
+    dist = np.abs(mid - int(g["tss"]))
+    overlaps = same & (p["start"].to_numpy() < int(g["end"])) & (p["end"].to_numpy() > int(g["start"]))
+    tad = gene_tad(bundle, gene)
+    in_tad = same & (mid >= tad[0]) & (mid < tad[1]) if tad else np.zeros(len(subset), bool)
+    n = max(len(subset), 1)
+    return {
+        "overlaps_gene": float(overlaps.sum() / n),
+        "within_10mb": float((same & (dist <= TEN_MB)).sum() / n),
+        "closest_distance": int(dist[same].min()) if same.any() else None,
+        "median_distance": float(np.median(dist[same])) if same.any() else None,
+        "same_chromosome": float(same.sum() / n),
+        "inside_tad": float(in_tad.sum() / n) if tad else None,
+        "tad": list(tad) if tad else None,
+    }
+
+
+def truth_metrics(bundle: Bundle, gene: str, cell_type: str, subset, scores: np.ndarray | None = None) -> dict | None:
+    """Recall@L / precision of planted drivers (promoter + enhancers); AUPRC when per-peak scores are given."""
+    if bundle.truth is None:
+        return None
+    t = bundle.truth[(bundle.truth["gene"] == gene) & (bundle.truth["cell_type"] == cell_type)]
+    if len(t) == 0:
+        return None
+    planted = set(t.loc[t["logic"] != "none", "peak_index"].astype(int))
+    decoys = set(t.loc[t["logic"] == "none", "peak_index"].astype(int))
+    s = {int(i) for i in subset}
+    hits = s & planted
+    out = {
+        "n_planted": len(planted),
+        "hits": len(hits),
+        "recall": len(hits) / max(len(planted), 1),
+        "precision": len(hits) / max(len(s), 1),
+        "decoys_selected": len(s & decoys),
+        "groups_fully_recovered": int(
+            sum(set(g["peak_index"].astype(int)) <= s for _, g in t[t["logic"] == "OR"].groupby("group"))
+        ),
+    }
+    if scores is not None:
+        from sklearn.metrics import average_precision_score
+
+        y = np.zeros(len(scores), dtype=int)
+        y[list(planted)] = 1
+        out["auprc"] = float(average_precision_score(y, scores))
+    return out

@@ -1,0 +1,82 @@
+"""The result of one explanation (any method), serialisable to JSON for the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+KEY_FIELDS = ("bundle_id", "model_id", "gene", "cell_type", "method", "L", "k", "value", "sign", "beta", "seed")
+
+
+def run_key(bundle_id: str, model_id: str, gene: str, cell_type: str, method: str, settings: dict) -> str:
+    """Stable id of a run: hash of the bundle, the model and every setting (ALGORITHM: results store)."""
+    payload = {"bundle_id": bundle_id, "model_id": model_id, "gene": gene, "cell_type": cell_type, "method": method}
+    payload.update({k: settings[k] for k in sorted(settings)})
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class ExplanationResult:
+    """Ordered peak subset for one gene x cell type, with effects, metrics and every setting."""
+
+    run_id: str
+    bundle_id: str
+    model_id: str
+    gene: str
+    cell_type: str
+    method: str
+    settings: dict
+    subset: list[int]  # peak indices, most important first
+    peak_names: list[str]
+    drop_one: list[float]  # J(S minus member) - J(S): how much the objective loses without it
+    single: list[float] = field(default_factory=list)  # J({member}) - J(empty)
+    pairwise: list[list[float]] = field(default_factory=list)  # J(S minus {i, j}) - J(S)
+    trajectory: list[float] = field(default_factory=list)
+    objective: float = float("nan")
+    baseline_objective: float = float("nan")
+    heldout: dict = field(default_factory=dict)
+    locality: dict = field(default_factory=dict)
+    truth: dict | None = None
+    gene_r: float = float("nan")
+    predictable: bool = True
+    converged: bool = False
+    n_evaluations: int = 0
+    runtime_s: float = 0.0
+    created: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=_jsonable, allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ExplanationResult:
+        return cls(**json.loads(text))
+
+    def summary(self) -> dict:
+        """Small dict for listings (Runs page, CLI)."""
+        return {
+            "run_id": self.run_id,
+            "gene": self.gene,
+            "cell_type": self.cell_type,
+            "method": self.method,
+            "L": self.settings.get("L"),
+            "seed": self.settings.get("seed"),
+            "heldout_delta": self.heldout.get("delta"),
+            "heldout_relative": self.heldout.get("relative"),
+            "recall": (self.truth or {}).get("recall"),
+            "runtime_s": round(self.runtime_s, 3),
+            "created": self.created,
+        }
+
+
+def _jsonable(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)

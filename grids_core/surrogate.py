@@ -1,0 +1,290 @@
+"""The cross-modal ATAC -> RNA surrogate (ALGORITHM §2) and its two-stage interface.
+
+The ATAC encoder's first stage is affine in x: every peak j has a closed vector E0[j] and an open vector
+E0[j] + D[j]; block c (one chromosome) sum-pools its peaks, so
+``s_c = sum_{j in c} E0[j] + sum_{j in c} x_j D[j]``. We compute it as a per-block constant plus a
+scatter-add over the non-zeros of x (never a [cells, peaks, dim] tensor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from grids_core.explain.base import to_dense
+
+
+@dataclass
+class SurrogateConfig:
+    """Architecture of the surrogate (defaults as in the paper's reference)."""
+
+    n_peaks: int
+    n_genes: int
+    n_cell_types: int
+    block_offsets: list[int]  # peak index where each chromosome block starts, plus n_peaks at the end
+    h0: int = 16
+    h1: int = 32
+    latent: int = 20
+    rna_hidden: tuple[int, int] = (640, 320)
+    atac_dec_hidden: int = 64
+    n_maps: int = 9
+    gate_hidden: int = 128
+    map_depth: int = 3
+    disc_hidden: tuple[int, int] = (20, 10)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.block_offsets) - 1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rna_hidden"] = list(self.rna_hidden)
+        d["disc_hidden"] = list(self.disc_hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SurrogateConfig:
+        d = dict(d)
+        d["rna_hidden"] = tuple(d["rna_hidden"])
+        d["disc_hidden"] = tuple(d["disc_hidden"])
+        return cls(**d)
+
+
+def block_offsets_from_chroms(chroms: np.ndarray) -> list[int]:
+    """Start index of each run of equal chromosome names (peaks sorted by chromosome), plus the end."""
+    chroms = np.asarray(chroms)
+    change = np.flatnonzero(chroms[1:] != chroms[:-1]) + 1
+    return [0, *change.tolist(), len(chroms)]
+
+
+def sparse_coo(x, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """(row, col, value, n_rows) of the non-zeros of x (scipy sparse or dense tensor)."""
+    if sp.issparse(x):
+        x = x.tocoo()
+        return (
+            torch.from_numpy(x.row.astype(np.int64)).to(device),
+            torch.from_numpy(x.col.astype(np.int64)).to(device),
+            torch.from_numpy(np.asarray(x.data, dtype=np.float32)).to(device),
+            x.shape[0],
+        )
+    xd = to_dense(x, device)
+    rows, cols = torch.nonzero(xd, as_tuple=True)
+    return rows, cols, xd[rows, cols], xd.shape[0]
+
+
+class ATACEncoder(nn.Module):
+    """Per-peak closed/open vectors, chromosome-block sum-pooling, then the per-block MLP."""
+
+    def __init__(self, cfg: SurrogateConfig):
+        super().__init__()
+        self.cfg = cfg
+        g = torch.Generator().manual_seed(0)
+        self.e0 = nn.Parameter(torch.randn(cfg.n_peaks, cfg.h0, generator=g) * 0.01)
+        self.delta = nn.Parameter(torch.randn(cfg.n_peaks, cfg.h0, generator=g) * 0.1)
+        offsets = torch.tensor(cfg.block_offsets, dtype=torch.int64)
+        block_of_peak = torch.repeat_interleave(torch.arange(cfg.n_blocks), offsets[1:] - offsets[:-1])
+        self.register_buffer("block_of_peak", block_of_peak, persistent=False)
+        c, h0, h1 = cfg.n_blocks, cfg.h0, cfg.h1
+        self.bn0 = nn.BatchNorm1d(c * h0)
+        self.act0 = nn.PReLU(c * h0)
+        self.block_w = nn.Parameter(torch.randn(c, h0, h1, generator=g) / h0**0.5)
+        self.block_b = nn.Parameter(torch.zeros(c, h1))
+        self.bn1 = nn.BatchNorm1d(c * h1)
+        self.act1 = nn.PReLU(c * h1)
+        self.fc1 = nn.Linear(c * h1, cfg.latent)
+        self.fc2 = nn.Linear(cfg.latent, cfg.latent)
+
+    # stage 1: affine in x
+    def block_constant(self) -> torch.Tensor:
+        """Sum of the closed vectors per block, flattened: [C * h0]."""
+        const = torch.zeros(self.cfg.n_blocks, self.cfg.h0, device=self.e0.device, dtype=self.e0.dtype)
+        const.index_add_(0, self.block_of_peak, self.e0)
+        return const.reshape(-1)
+
+    def stage1(self, x) -> torch.Tensor:
+        rows, cols, vals, n = sparse_coo(x, self.e0.device)
+        c, h0 = self.cfg.n_blocks, self.cfg.h0
+        out = torch.zeros(n * c, h0, device=self.e0.device, dtype=self.e0.dtype)
+        out.index_add_(0, rows * c + self.block_of_peak[cols], self.delta[cols] * vals[:, None])
+        return out.reshape(n, c * h0) + self.block_constant()
+
+    def stage1_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = idx.to(self.e0.device)
+        c, h0 = self.cfg.n_blocks, self.cfg.h0
+        rows = torch.zeros(len(idx), c, h0, device=self.e0.device, dtype=self.e0.dtype)
+        rows[torch.arange(len(idx), device=idx.device), self.block_of_peak[idx]] = self.delta[idx]
+        return rows.reshape(len(idx), c * h0)
+
+    def first_order(self, x, grad: torch.Tensor, value: float, chunk: int = 1 << 20) -> torch.Tensor:
+        """a_j = mean_b (value - x_bj) <D_j, grad_b[c(j)]>, via the non-zeros of x (sparse-friendly)."""
+        n, c, h0 = grad.shape[0], self.cfg.n_blocks, self.cfg.h0
+        g = grad.reshape(n, c, h0)
+        delta = self.delta.detach()
+        a = torch.zeros(self.cfg.n_peaks, device=grad.device, dtype=grad.dtype)
+        if value != 0.0:
+            gsum = g.sum(0)  # [C, h0]
+            a += value * (delta * gsum[self.block_of_peak]).sum(1)
+        rows, cols, vals, _ = sparse_coo(x, grad.device)
+        for s in range(0, len(rows), chunk):
+            r, j, v = rows[s : s + chunk], cols[s : s + chunk], vals[s : s + chunk]
+            dots = (delta[j] * g[r, self.block_of_peak[j]]).sum(1)
+            a.index_add_(0, j, -v * dots)
+        return a / n
+
+    # stage 2: everything after the pooled sums
+    def stage2(self, h: torch.Tensor) -> torch.Tensor:
+        c = self.cfg.n_blocks
+        h = self.act0(self.bn0(h)).reshape(-1, c, self.cfg.h0)
+        h = torch.einsum("bci,cio->bco", h, self.block_w) + self.block_b
+        h = self.act1(self.bn1(h.reshape(-1, c * self.cfg.h1)))
+        return self.fc2(self.fc1(h))
+
+    def forward(self, x) -> torch.Tensor:
+        return self.stage2(self.stage1(x))
+
+
+class ATACDecoder(nn.Module):
+    """Latent -> per-peak open logits, evaluated only at requested (cell, peak) positions."""
+
+    def __init__(self, cfg: SurrogateConfig):
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Linear(cfg.latent, cfg.atac_dec_hidden), nn.PReLU())
+        self.out_w = nn.Parameter(torch.randn(cfg.n_peaks, cfg.atac_dec_hidden) * 0.01)
+        self.out_b = nn.Parameter(torch.full((cfg.n_peaks,), -3.0))
+
+    def logits_at(self, z: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        h = self.hidden(z)
+        return (h[rows] * self.out_w[cols]).sum(1) + self.out_b[cols]
+
+
+def _mlp(sizes: list[int], final_act: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or final_act:
+            layers += [nn.BatchNorm1d(b), nn.PReLU()]
+    return nn.Sequential(*layers)
+
+
+class RNAAutoencoder(nn.Module):
+    """G -> 640 -> 320 -> 20 -> 320 -> 640 -> G (BN + PReLU between, linear output)."""
+
+    def __init__(self, cfg: SurrogateConfig):
+        super().__init__()
+        h1, h2 = cfg.rna_hidden
+        self.encoder = _mlp([cfg.n_genes, h1, h2, cfg.latent], final_act=False)
+        self.decoder_body = _mlp([cfg.latent, h2, h1], final_act=True)
+        self.decoder_out = nn.Linear(h1, cfg.n_genes)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder_out(self.decoder_body(z))
+
+    def decode_gene(self, z: torch.Tensor, g: int) -> torch.Tensor:
+        """Only output row ``g`` of the decoder: [B]."""
+        h = self.decoder_body(z)
+        return h @ self.decoder_out.weight[g] + self.decoder_out.bias[g]
+
+
+class MixtureAffineMap(nn.Module):
+    """Soft mixture of K affine maps per layer, gated by softmax(MLP(z)); PReLU between layers."""
+
+    def __init__(self, cfg: SurrogateConfig):
+        super().__init__()
+        d, k = cfg.latent, cfg.n_maps
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.eye(d).repeat(k, 1, 1) + 0.05 * torch.randn(k, d, d)) for _ in range(cfg.map_depth)]
+        )
+        self.biases = nn.ParameterList([nn.Parameter(torch.zeros(k, d)) for _ in range(cfg.map_depth)])
+        self.gates = nn.ModuleList(
+            [
+                nn.Sequential(nn.Linear(d, cfg.gate_hidden), nn.ReLU(), nn.Linear(cfg.gate_hidden, k))
+                for _ in range(cfg.map_depth)
+            ]
+        )
+        self.acts = nn.ModuleList([nn.PReLU() for _ in range(cfg.map_depth - 1)])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        for i, (w, b, gate) in enumerate(zip(self.weights, self.biases, self.gates, strict=True)):
+            p = torch.softmax(gate(z), dim=1)  # [B, K]
+            z = torch.einsum("bk,kij,bj->bi", p, w, z) + p @ b
+            if i < len(self.acts):
+                z = self.acts[i](z)
+        return z
+
+
+class Discriminator(nn.Module):
+    """Trunk 20 -> 20 -> 10 with one real/fake logit per cell type."""
+
+    def __init__(self, cfg: SurrogateConfig):
+        super().__init__()
+        a, b = cfg.disc_hidden
+        self.trunk = nn.Sequential(
+            nn.Linear(cfg.latent, a), nn.PReLU(), nn.Dropout(0.1), nn.Linear(a, b), nn.PReLU(), nn.Dropout(0.1)
+        )
+        self.head = nn.Linear(b, cfg.n_cell_types)
+
+    def forward(self, z: torch.Tensor, cell_type: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(z)).gather(1, cell_type[:, None]).squeeze(1)
+
+
+class Surrogate(nn.Module):
+    """ATAC AE + RNA AE + latent maps + discriminators. Prediction: relu(dec_rna(a2r(enc_atac(x))))."""
+
+    def __init__(self, cfg: SurrogateConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.enc_atac = ATACEncoder(cfg)
+        self.dec_atac = ATACDecoder(cfg)
+        self.rna = RNAAutoencoder(cfg)
+        self.a2r = MixtureAffineMap(cfg)
+        self.r2a = MixtureAffineMap(cfg)
+        self.disc_rna = Discriminator(cfg)
+        self.disc_atac = Discriminator(cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return self.enc_atac.e0.device
+
+    @property
+    def n_features(self) -> int:
+        return self.cfg.n_peaks
+
+    # two-stage interface (grids_core.explain.base.TwoStageModel)
+    def stage1(self, x) -> torch.Tensor:
+        return self.enc_atac.stage1(x)
+
+    def stage1_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.enc_atac.stage1_rows(idx)
+
+    def first_order(self, x, grad: torch.Tensor, value: float) -> torch.Tensor:
+        return self.enc_atac.first_order(x, grad, value)
+
+    def gene_readout(self, g: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Stage 2 for one gene: stage-1 activations [B, H] -> predicted expression of gene g [B]."""
+
+        def readout(h: torch.Tensor) -> torch.Tensor:
+            z = self.a2r(self.enc_atac.stage2(h))
+            return torch.relu(self.rna.decode_gene(z, g))
+
+        return readout
+
+    def predict(self, x) -> torch.Tensor:
+        """Predicted log-normalised expression of every gene: [B, G]."""
+        return torch.relu(self.rna.decode(self.a2r(self.enc_atac(x))))
+
+    @torch.no_grad()
+    def predict_numpy(self, x, batch: int = 1024) -> np.ndarray:
+        was = self.training
+        self.eval()
+        outs = []
+        n = x.shape[0]
+        for s in range(0, n, batch):
+            outs.append(self.predict(x[s : s + batch]).cpu().numpy())
+        self.train(was)
+        return np.concatenate(outs) if outs else np.zeros((0, self.cfg.n_genes), np.float32)

@@ -1,0 +1,330 @@
+"""Training of the surrogate (ALGORITHM §2) and model checkpoints.
+
+Phases: (1) ATAC autoencoder with focal BCE on the open positions plus an equal random sample of closed
+ones; (2) RNA autoencoder with MSE on non-zeros plus an equal sample of zeros; (3) latent maps with
+cycle L1, reconstruction through the cycle and cell-type-conditioned adversarial terms, autoencoders
+frozen (eval mode, no grad), plus the paired term MSE(y_hat, y) when cells are co-assayed;
+(4, co-assayed data only) paired fine-tuning of the ATAC encoder, the map and the RNA decoder on the
+paired term, batch-norm statistics frozen, so that individual peaks can carry gene-specific signal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grids_core.bundle import Bundle
+from grids_core.errors import CancelledError, ModelError
+from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, sparse_coo
+
+Progress = Callable[[float, str], None]
+PREDICTABLE_R = 0.3  # below this held-out Pearson r a gene's explanations are flagged
+
+
+@dataclass
+class TrainConfig:
+    """Step counts and optimiser settings (defaults sized for the default bundle on 2 CPU cores)."""
+
+    seed: int = 0
+    batch_size: int = 128
+    lr: float = 1e-3
+    steps_atac: int = 500
+    steps_rna: int = 500
+    steps_maps: int = 500
+    steps_paired: int = 1200
+    adv_weight: float = 0.3
+    disc_every: int = 3
+    focal_gamma: float = 2.0
+    paired: bool | None = None  # None: use the paired terms when the bundle is co-assayed
+    device: str | None = None
+
+
+@dataclass
+class TrainedModel:
+    """A surrogate with its provenance and held-out quality per gene."""
+
+    model: Surrogate
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def model_id(self) -> str:
+        return str(self.meta.get("model_id", ""))
+
+    def gene_r(self, gene: str) -> float:
+        return float(self.meta.get("quality", {}).get(gene, float("nan")))
+
+    def predictable(self, gene: str) -> bool:
+        return bool(self.gene_r(gene) >= PREDICTABLE_R)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """The requested device, else CUDA when present, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_model(bundle: Bundle) -> Surrogate:
+    cfg = SurrogateConfig(
+        n_peaks=bundle.atac.shape[1],
+        n_genes=bundle.rna.shape[1],
+        n_cell_types=len(bundle.cell_types),
+        block_offsets=block_offsets_from_chroms(bundle.peaks["chrom"].to_numpy()),
+    )
+    return Surrogate(cfg)
+
+
+def _focal_bce(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    p = torch.sigmoid(logits)
+    pt = torch.where(target > 0, p, 1 - p)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return ((1 - pt) ** gamma * bce).mean()
+
+
+def _sample_positions(x, gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Open positions of the batch plus an equal number of random (mostly closed) positions."""
+    rows, cols, _, n = sparse_coo(x, device)
+    m = max(len(rows), 1)
+    rr_np = torch.randint(0, n, (m,), generator=gen).numpy().copy()
+    cc_np = torch.randint(0, x.shape[1], (m,), generator=gen).numpy().copy()
+    neg_target = torch.from_numpy(np.asarray(x.tocsr()[rr_np, cc_np]).ravel().astype(np.float32)).to(device)
+    rr, cc = torch.from_numpy(rr_np).to(device), torch.from_numpy(cc_np).to(device)
+    r = torch.cat([rows, rr])
+    c = torch.cat([cols, cc])
+    t = torch.cat([torch.ones(len(rows), device=device), neg_target])
+    return r, c, t
+
+
+def _rna_ae_loss(pred: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    nz = y > 0
+    loss_nz = ((pred - y)[nz] ** 2).mean() if nz.any() else pred.sum() * 0
+    zeros = (~nz).nonzero(as_tuple=False)
+    if len(zeros):
+        pick = zeros[torch.randint(0, len(zeros), (max(int(nz.sum()), 1),), generator=gen).to(zeros.device)]
+        loss_z = (pred[pick[:, 0], pick[:, 1]] ** 2).mean()
+    else:
+        loss_z = pred.sum() * 0
+    return loss_nz + loss_z
+
+
+def train(
+    bundle: Bundle,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> TrainedModel:
+    """Train the surrogate on the bundle's training cells; returns it with held-out quality per gene."""
+    cfg = config or TrainConfig()
+    say = progress or (lambda f, m: None)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = build_model(bundle).to(device)
+    t0 = time.perf_counter()
+
+    train_idx = np.flatnonzero(bundle.cell_mask(split="train"))
+    x_all = bundle.atac
+    y_all = torch.from_numpy(bundle.rna).to(device)
+    types = {t: i for i, t in enumerate(bundle.cell_types)}
+    ct_all = torch.tensor([types[t] for t in bundle.cells["cell_type"]], device=device)
+    paired = cfg.paired if cfg.paired is not None else bool(bundle.manifest.get("paired", True))
+    total = cfg.steps_atac + cfg.steps_rna + cfg.steps_maps + (cfg.steps_paired if paired else 0)
+    done = 0
+
+    def batch() -> np.ndarray:
+        return np.sort(rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=False))
+
+    def tick(phase: str, loss: float) -> None:
+        nonlocal done
+        done += 1
+        if cancel is not None and cancel():
+            raise CancelledError("Training cancelled.")
+        if done % 25 == 0 or done == total:
+            say(done / total, f"{phase} loss {loss:.4f}")
+
+    # phase 1: ATAC autoencoder
+    opt = torch.optim.Adam(list(model.enc_atac.parameters()) + list(model.dec_atac.parameters()), lr=cfg.lr)
+    model.train()
+    for _ in range(cfg.steps_atac):
+        b = batch()
+        xb = x_all[b]
+        z = model.enc_atac(xb)
+        r, c, t = _sample_positions(xb, gen, device)
+        loss = _focal_bce(model.dec_atac.logits_at(z, r, c), t, cfg.focal_gamma)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        tick("ATAC AE", loss.item())
+
+    # phase 2: RNA autoencoder
+    opt = torch.optim.Adam(model.rna.parameters(), lr=cfg.lr)
+    for _ in range(cfg.steps_rna):
+        yb = y_all[batch()]
+        loss = _rna_ae_loss(model.rna.decode(model.rna.encoder(yb)), yb, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        tick("RNA AE", loss.item())
+
+    # phase 3: latent maps, autoencoders frozen
+    frozen = [model.enc_atac, model.dec_atac, model.rna]
+    for m in frozen:
+        m.eval()
+        m.requires_grad_(False)
+    opt_g = torch.optim.Adam(list(model.a2r.parameters()) + list(model.r2a.parameters()), lr=cfg.lr)
+    opt_d = torch.optim.Adam(list(model.disc_rna.parameters()) + list(model.disc_atac.parameters()), lr=cfg.lr)
+    for step in range(cfg.steps_maps):
+        b = batch()
+        xb, yb, cb = x_all[b], y_all[b], ct_all[b]
+        if not paired:  # unpaired: RNA cells of the same types, drawn independently
+            b_rna = np.array([rng.choice(train_idx[ct_all[train_idx].cpu().numpy() == int(t)]) for t in cb.cpu()])
+            yb = y_all[b_rna]
+        with torch.no_grad():
+            za, zr = model.enc_atac(xb), model.rna.encoder(yb)
+        za2r, zr2a = model.a2r(za), model.r2a(zr)
+        if step % cfg.disc_every == 0:
+            d_loss = _disc_loss(model.disc_rna, zr, za2r.detach(), cb) + _disc_loss(model.disc_atac, za, zr2a.detach(), cb)
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+        cyc_r, cyc_a = model.a2r(zr2a), model.r2a(za2r)
+        r, c, t = _sample_positions(xb, gen, device)
+        loss = (
+            F.l1_loss(cyc_r, zr)
+            + F.l1_loss(cyc_a, za)
+            + F.mse_loss(model.rna.decode(cyc_r), yb)
+            + _focal_bce(model.dec_atac.logits_at(cyc_a, r, c), t, cfg.focal_gamma)
+            + cfg.adv_weight * (_gen_loss(model.disc_rna, za2r, cb) + _gen_loss(model.disc_atac, zr2a, cb))
+        )
+        if paired:
+            loss = loss + F.mse_loss(torch.relu(model.rna.decode(za2r)), yb)
+        opt_g.zero_grad()
+        loss.backward()
+        opt_g.step()
+        tick("latent maps", loss.item())
+
+    # phase 4: paired fine-tuning (BN statistics frozen)
+    if paired and cfg.steps_paired:
+        tuned = [model.enc_atac, model.a2r, model.rna.decoder_body, model.rna.decoder_out]
+        for m in tuned:
+            m.requires_grad_(True)
+        model.eval()
+        params = [p for m in tuned for p in m.parameters()]
+        opt = torch.optim.Adam(params, lr=cfg.lr * 0.5)
+        for _ in range(cfg.steps_paired):
+            b = batch()
+            loss = F.mse_loss(model.predict(x_all[b]), y_all[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tick("paired fine-tune", loss.item())
+
+    model.eval()
+    model.requires_grad_(False)
+    say(1.0, "evaluating on test cells")
+    quality = gene_quality(model, bundle)
+    meta = {
+        "bundle_id": bundle.bundle_id,
+        "n_peaks": int(bundle.atac.shape[1]),
+        "n_genes": int(bundle.rna.shape[1]),
+        "cell_types": list(bundle.cell_types),
+        "config": model.cfg.to_dict(),
+        "train": {k: v for k, v in asdict(cfg).items() if k != "device"},
+        "paired": paired,
+        "device": str(device),
+        "train_seconds": round(time.perf_counter() - t0, 2),
+        "quality": quality,
+        "median_r": float(np.nanmedian(list(quality.values()))) if quality else float("nan"),
+    }
+    return TrainedModel(model, meta)
+
+
+def _disc_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, ct: torch.Tensor) -> torch.Tensor:
+    lr, lf = disc(real, ct), disc(fake, ct)
+    return F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr)) + F.binary_cross_entropy_with_logits(
+        lf, torch.zeros_like(lf)
+    )
+
+
+def _gen_loss(disc: nn.Module, fake: torch.Tensor, ct: torch.Tensor) -> torch.Tensor:
+    lf = disc(fake, ct)
+    return F.binary_cross_entropy_with_logits(lf, torch.ones_like(lf))
+
+
+def gene_quality(model: Surrogate, bundle: Bundle) -> dict[str, float]:
+    """Held-out Pearson r of predicted vs observed expression per gene, on test cells."""
+    test = np.flatnonzero(bundle.cell_mask(split="test"))
+    pred = model.predict_numpy(bundle.atac[test])
+    obs = bundle.rna[test]
+    pc, oc = pred - pred.mean(0), obs - obs.mean(0)
+    denom = np.sqrt((pc**2).sum(0) * (oc**2).sum(0))
+    r = np.where(denom > 0, (pc * oc).sum(0) / np.where(denom > 0, denom, 1), np.nan)
+    return {g: (round(float(v), 4) if np.isfinite(v) else float("nan")) for g, v in zip(bundle.gene_names, r, strict=True)}
+
+
+# ---- checkpoints --------------------------------------------------------------------------------
+def save_model(tm: TrainedModel, path: str | os.PathLike) -> Path:
+    """Write the checkpoint atomically (loadable with ``torch.load(weights_only=True)``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in tm.model.state_dict().items()}
+    payload = {"format": "grids-surrogate/1", "meta": {k: v for k, v in tm.meta.items() if k != "model_id"}, "state_dict": state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    tm.meta["model_id"] = _file_id(path)
+    tm.path = path
+    return path
+
+
+def load_model(path: str | os.PathLike, bundle: Bundle | None = None, device: str | None = None) -> TrainedModel:
+    """Load a checkpoint; with ``bundle``, check that it was trained on that bundle's peaks and genes."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"No model at {path}. Train one with `grids train --bundle DIR`.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        meta = payload["meta"]
+        model = Surrogate(SurrogateConfig.from_dict(meta["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable GRIDS model checkpoint ({type(exc).__name__}: {exc}). Re-train it with `grids train`.") from exc
+    if bundle is not None:
+        problems = []
+        if meta.get("bundle_id") != bundle.bundle_id:
+            problems.append(f"bundle id {meta.get('bundle_id')!r} != {bundle.bundle_id!r}")
+        if meta.get("n_peaks") != bundle.atac.shape[1] or meta.get("n_genes") != bundle.rna.shape[1]:
+            problems.append(f"shape {meta.get('n_peaks')} peaks x {meta.get('n_genes')} genes != bundle {bundle.atac.shape[1]} x {bundle.rna.shape[1]}")
+        if problems:
+            raise ModelError(
+                f"Model {path} was not trained on bundle {bundle.path} ({'; '.join(problems)}). "
+                f"Train a model for this bundle: `grids train --bundle {bundle.path}`."
+            )
+    model.to(pick_device(device)).eval().requires_grad_(False)
+    meta["model_id"] = _file_id(path)
+    return TrainedModel(model, meta, path)
+
+
+def _file_id(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def default_model_path(bundle_dir: str | os.PathLike) -> Path:
+    return Path(bundle_dir) / "models" / "default.pt"
