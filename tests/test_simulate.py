@@ -1,0 +1,103 @@
+"""The default semi-synthetic bundle: determinism, realism, and that the planted redundancy is real."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grids_core import bundle as bundle_io
+from grids_core.cli import main
+from grids_core.evaluate import perturb
+from grids_core.reference import MARKER_PAIRS
+
+from .conftest import SMALL
+
+
+def test_simulation_is_deterministic_for_a_seed(small_sim):
+    from grids_core.simulate import simulate
+
+    b1, _ = small_sim
+    b2, _ = simulate(**SMALL)
+    assert (b1.atac != b2.atac).nnz == 0
+    np.testing.assert_array_equal(b1.rna, b2.rna)
+    assert b1.truth.equals(b2.truth)
+    b3, _ = simulate(**{**SMALL, "seed": 1})
+    assert (b1.atac != b3.atac).nnz > 0
+
+
+def test_bundle_is_realistic(small_sim):
+    b, _ = small_sim
+    n_cells, n_peaks = b.atac.shape
+    assert (n_cells, n_peaks) == (SMALL["n_cells"], SMALL["n_peaks"])
+    density = b.atac.nnz / (n_cells * n_peaks)
+    assert 0.01 < density < 0.06  # "a few % of peaks open"
+    assert set(b.cell_types) == {"Exc", "SST", "VIP", "Astro", "Endo", "Micro", "OPC", "Oligo"}
+    assert set(b.cells["split"]) == {"train", "val", "test"}
+    assert {g for _, g in MARKER_PAIRS} <= set(b.gene_names)
+    gad1 = b.gene_row("GAD1")
+    assert gad1["chrom"] == "chr2" and gad1["strand"] == "+" and abs(int(gad1["tss"]) - 170_813_212) < 100_000
+    # RNA is log1p(CP10k): non-negative, markers higher in their own type than elsewhere
+    assert b.rna.min() >= 0
+    for cell_type, gene in MARKER_PAIRS:
+        g = b.gene_index(gene)
+        inside = b.rna[b.cell_mask(cell_type), g].mean()
+        outside = b.rna[~b.cell_mask(cell_type) & ~b.cell_mask("SST" if cell_type == "VIP" else "VIP"), g].mean()
+        assert inside > outside, (cell_type, gene)
+
+
+def test_manifest_marks_simulated_layers(small_sim):
+    b, _ = small_sim
+    prov = b.manifest["provenance"]
+    for layer in ("atac", "rna", "cells", "hic", "truth"):
+        assert prov[layer] == "simulated"
+    for layer in ("peaks", "genes", "exons"):
+        assert prov[layer] == "real"
+    assert all(v["simulated"] for v in b.hic.values())
+    assert set(b.tads["simulated"]) == {0, 1}  # simulated domains plus real lifted GM12878 ones
+
+
+def test_planted_redundancy_is_real_in_the_generative_model(small_sim):
+    """Closing one enhancer barely moves the planted expression rate; closing its whole group does."""
+    b, gen = small_sim
+    for cell_type, gene in MARKER_PAIRS:
+        pair = gen.pairs[(gene, cell_type)]
+        x = b.atac[b.cell_mask(cell_type)]
+        base = gen.planted_log_rate(x, gene, cell_type).mean()
+        group = pair.groups[0]
+        singles = [base - gen.planted_log_rate(perturb(x, [j], 0), gene, cell_type).mean() for j in group]
+        whole = base - gen.planted_log_rate(perturb(x, group, 0), gene, cell_type).mean()
+        assert whole > 2.5 * max(singles), (gene, cell_type, whole, singles)
+        decoy_drop = base - gen.planted_log_rate(perturb(x, pair.decoys, 0), gene, cell_type).mean()
+        assert decoy_drop == pytest.approx(0.0, abs=1e-6)
+
+
+def test_planted_truth_table_matches_the_generator(small_sim):
+    b, gen = small_sim
+    for (gene, cell_type), pair in gen.pairs.items():
+        t = b.truth[(b.truth["gene"] == gene) & (b.truth["cell_type"] == cell_type)]
+        assert set(t.loc[t["logic"] == "OR", "peak_index"]) == {j for g in pair.groups for j in g}
+        assert t.loc[t["logic"] == "promoter", "peak_index"].tolist() == [pair.promoter]
+        # planted enhancers lie on the gene's chromosome within the planting window
+        row = b.gene_row(gene)
+        p = b.peaks.iloc[t["peak_index"].to_numpy()]
+        assert (p["chrom"] == row["chrom"]).all()
+        assert (np.abs((p["start"] + p["end"]) // 2 - int(row["tss"])) <= 400_000).all()
+
+
+def test_cli_simulate_writes_a_valid_bundle(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["simulate", "--out", str(out), "--cells", "300", "--peaks", "3000", "--seed", "2"]) == 0
+    b = bundle_io.load(out)
+    assert b.atac.shape == (300, 3000) and b.manifest["provenance"]["rna"] == "simulated"
+    assert main(["simulate", "--out", str(out), "--cells", "300", "--peaks", "3000"]) == 2  # exists, no --force
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_peak_count_option_and_limits():
+    from grids_core.errors import SettingsError
+    from grids_core.simulate import simulate
+
+    with pytest.raises(SettingsError, match="at most"):
+        simulate(n_cells=300, n_peaks=10_000_000)
+    with pytest.raises(SettingsError, match="too small"):
+        simulate(n_cells=50)
