@@ -1,0 +1,124 @@
+"""Results store (keys, concurrency, corruption) and linkage exports (TSV/CSV/BEDPE/interact)."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing as mp
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grids_core.errors import BundleError, SettingsError, UnknownNameError
+from grids_core.links import export_text, format_from_path, linkage_table, write_export
+from grids_core.results import ExplanationResult, run_key
+from grids_core.store import ResultStore
+
+
+def make_result(bundle, gene="GAD1", cell_type="VIP", run_id="r1", n=4, method="grids") -> ExplanationResult:
+    row = bundle.gene_row(gene)
+    mids = bundle.peak_midpoints()
+    near = np.flatnonzero((bundle.peaks["chrom"] == row["chrom"]).to_numpy())
+    near = near[np.argsort(np.abs(mids[near] - int(row["tss"])))][: n - 1]
+    other = int(np.flatnonzero((bundle.peaks["chrom"] != row["chrom"]).to_numpy())[0])
+    subset = [*near.tolist(), other]
+    return ExplanationResult(
+        run_id=run_id, bundle_id=bundle.bundle_id, model_id="m", gene=gene, cell_type=cell_type, method=method,
+        settings={"L": n, "seed": 0}, subset=subset, peak_names=bundle.peaks["name"].iloc[subset].tolist(),
+        drop_one=[0.5, 0.25, -0.1, 0.05][:n], heldout={"delta": -1.0, "relative": -0.2},
+    )
+
+
+def test_run_key_depends_on_every_setting():
+    base = {"L": 10, "k": 32, "seed": 0, "beta": 0.0}
+    k = run_key("b", "m", "GAD1", "VIP", "grids", base)
+    assert k == run_key("b", "m", "GAD1", "VIP", "grids", dict(reversed(list(base.items()))))
+    for change in ({"L": 11}, {"seed": 1}, {"beta": 0.1}):
+        assert run_key("b", "m", "GAD1", "VIP", "grids", {**base, **change}) != k
+    assert run_key("b", "m2", "GAD1", "VIP", "grids", base) != k
+
+
+def test_store_round_trip_list_and_prefix(tmp_path, small_bundle):
+    store = ResultStore(tmp_path / "results.sqlite")
+    r = make_result(small_bundle, run_id="abcdef0123")
+    store.put(r)
+    back = store.require("abcdef")
+    assert back.subset == r.subset and back.drop_one == r.drop_one and back.created
+    assert [row["run_id"] for row in store.list(gene="GAD1")] == ["abcdef0123"]
+    assert store.list(gene="MOG") == []
+    with pytest.raises(UnknownNameError, match="grids runs"):
+        store.require("zzz")
+    assert sqlite3.connect(tmp_path / "results.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _writer(path: str, start: int, n: int, payload: dict) -> None:
+    store = ResultStore(path)
+    for i in range(start, start + n):
+        store.put(ExplanationResult(**{**payload, "run_id": f"run{i:04d}"}))
+
+
+def test_concurrent_writers_and_readers_lose_nothing(tmp_path, small_bundle):
+    path = str(tmp_path / "results.sqlite")
+    ResultStore(path)
+    payload = make_result(small_bundle).__dict__
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, i * 25, 25, payload)) for i in range(4)]
+    for p in procs:
+        p.start()
+    store = ResultStore(path)
+    seen = 0
+    while any(p.is_alive() for p in procs):
+        rows = store.list()
+        assert len(rows) >= seen  # readers see a growing, consistent set
+        seen = len(rows)
+        for row in rows[:3]:
+            assert store.get(row["run_id"]).subset == payload["subset"]
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    assert len(store.list()) == 100
+
+
+def test_corrupt_store_is_reported(tmp_path):
+    path = tmp_path / "results.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(BundleError, match="unreadable"):
+        ResultStore(path)
+
+
+def test_linkage_table_and_all_exports_share_rows(tmp_path, small_bundle):
+    r = make_result(small_bundle)
+    links = linkage_table(small_bundle, r)
+    row = small_bundle.gene_row("GAD1")
+    assert len(links) == 4 and links["rank"].tolist() == [1, 2, 3, 4]
+    same = links["peak_chrom"] == row["chrom"]
+    sign = 1 if row["strand"] == "+" else -1
+    np.testing.assert_array_equal(links.loc[same, "distance_to_tss"].astype(int),
+                                  (links.loc[same, "peak_mid"] - int(row["tss"])) * sign)
+    assert links.loc[~same, "distance_to_tss"].isna().all()  # other chromosome: no distance, row kept
+
+    tsv = pd.read_csv(io.StringIO(export_text(links, "tsv")), sep="\t")
+    csv = pd.read_csv(io.StringIO(export_text(links, "csv")))
+    assert tsv["peak"].tolist() == csv["peak"].tolist() == links["peak"].tolist()
+
+    bedpe = pd.read_csv(io.StringIO(export_text(links, "bedpe")), sep="\t")
+    assert list(bedpe.columns[:6]) == ["#chrom1", "start1", "end1", "chrom2", "start2", "end2"]
+    assert (bedpe["start2"] == int(row["tss"])).all() and (bedpe["end2"] - bedpe["start2"] == 1).all()
+    assert bedpe["start1"].tolist() == links["peak_start"].tolist()
+
+    lines = export_text(links, "interact").splitlines()
+    assert lines[0].startswith("track type=interact")
+    fields = [ln.split("\t") for ln in lines[1:]]
+    assert all(len(f) == 18 for f in fields)  # bed5 + 13
+    for f, link in zip(fields, links.itertuples(), strict=True):
+        assert int(f[9]) == link.peak_mid and int(f[14]) == int(row["tss"])  # source = peak mid, target = TSS
+        assert 0 <= int(f[4]) <= 1000
+        if f[8] == f[13]:
+            assert int(f[1]) == min(int(f[9]), int(f[14])) and int(f[2]) == max(int(f[10]), int(f[15]))
+
+    for ext in ("tsv", "csv", "bedpe", "interact"):
+        p = write_export(links, tmp_path / f"links.{ext}")
+        assert p.read_text() == export_text(links, ext)
+    with pytest.raises(SettingsError, match="Cannot tell the export format"):
+        format_from_path("links.xlsx")
