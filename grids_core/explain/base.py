@@ -65,10 +65,11 @@ class DenseAffineStage1:
         return self.stage1_params()[1][idx.to(self.stage1_params()[1].device)]
 
     def first_order(self, x, grad: torch.Tensor, value: float) -> torch.Tensor:
+        # mean_b (v - x_bj) <W_j, g_b> = (v <W_j, sum_b g_b> - <W_j, (x^T g)_j>) / B: no [B, N] tensor.
         _, w = self.stage1_params()
-        proj = grad @ w.T  # [B, N]
-        xd = to_dense(x, w.device, w.dtype)
-        return ((value - xd) * proj).mean(0)
+        grad = grad.to(device=w.device, dtype=w.dtype)
+        xtg = matmul_inputs(transpose_inputs(x), grad)  # [N, H]
+        return (value * (w @ grad.sum(0)) - (xtg * w).sum(1)) / grad.shape[0]
 
 
 def to_dense(x, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -78,6 +79,13 @@ def to_dense(x, device: torch.device | str = "cpu", dtype: torch.dtype = torch.f
     if isinstance(x, np.ndarray):
         return torch.from_numpy(x.astype(np.float32, copy=False)).to(device=device, dtype=dtype)
     return x.to(device=device, dtype=dtype)
+
+
+def transpose_inputs(x):
+    """``x.T`` of sparse (as CSR), numpy or torch inputs."""
+    if sp.issparse(x):
+        return x.T.tocsr()
+    return x.T
 
 
 def matmul_inputs(x, w: torch.Tensor) -> torch.Tensor:

@@ -112,7 +112,7 @@ def explain_gene(
     t0 = time.perf_counter()
     objective = build_objective(bundle, tm, req)
     mask = window_mask(bundle, req.gene, req.window)
-    out = run_method(req, objective, mask, progress=progress, cancel=cancel)
+    out = run_method(req, objective, mask, progress=progress, cancel=cancel, bundle=bundle)
     runtime = time.perf_counter() - t0
     subset = [int(i) for i in out.subset]
     test = np.flatnonzero(bundle.cell_mask(req.cell_type, "test"))

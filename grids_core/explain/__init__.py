@@ -1,0 +1,1 @@
+"""Explainers over two-stage models: the GRIDS search and its baselines."""

@@ -1,0 +1,91 @@
+"""`grids explain/show/runs` end to end on the small bundle, and every listed bad input."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from grids_core.cli import main
+from grids_core.explain.gene import ExplainRequest
+from grids_core.jobs import run_explanation
+from grids_core.settings import Settings
+
+
+def test_explain_stores_prints_and_exports(small_bundle_dir, tmp_path, capsys):
+    args = ["explain", "--bundle", str(small_bundle_dir), "--gene", "GAD1", "--cell-type", "VIP", "-L", "6", "--seed", "1"]
+    exports = [str(tmp_path / f"l.{e}") for e in ("tsv", "csv", "bedpe", "interact")]
+    assert main([*args, "--export", *exports]) == 0
+    out = capsys.readouterr().out
+    assert "GAD1 in VIP" in out and "held-out" in out and "planted truth" in out
+    tsv = pd.read_csv(exports[0], sep="\t")
+    assert len(tsv) == 6 and tsv["rank"].tolist() == list(range(1, 7)) and set(tsv["gene"]) == {"GAD1"}
+    assert pd.read_csv(exports[1])["peak"].tolist() == tsv["peak"].tolist()
+    assert len(pd.read_csv(exports[2], sep="\t")) == 6
+    assert len(open(exports[3]).read().splitlines()) == 7  # track line + 6 links
+    # a second call returns the stored result
+    assert main(args) == 0
+    assert "stored result" in capsys.readouterr().out
+    assert main(["runs", "--bundle", str(small_bundle_dir), "--gene", "GAD1"]) == 0
+    run_id = capsys.readouterr().out.splitlines()[1].split()[0]
+    assert main(["show", "--bundle", str(small_bundle_dir), run_id[:8]]) == 0
+    assert "GAD1 in VIP" in capsys.readouterr().out
+
+
+def test_explain_is_deterministic_for_a_seed(small_bundle_dir):
+    s = Settings(bundle_dir=small_bundle_dir)
+    r1, _ = run_explanation(s, ExplainRequest("GAD2", "SST", L=5, seed=3), force=True)
+    r2, _ = run_explanation(s, ExplainRequest("GAD2", "SST", L=5, seed=3), force=True)
+    assert r1.subset == r2.subset and r1.run_id == r2.run_id
+    assert r1.trajectory == sorted(r1.trajectory, reverse=True)  # monotone best-so-far
+    assert len(set(r1.subset)) == 5
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--gene", "GAD3", "--cell-type", "VIP"], "Did you mean: GAD"),
+        (["--gene", "GAD1", "--cell-type", "VIPP"], "Did you mean: VIP"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "-L", "100000"], "exceeds the candidate pool"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "-L", "0"], "at least 1"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--method", "magic"], "Unknown method"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(small_bundle_dir, capsys, extra, message):
+    assert main(["explain", "--bundle", str(small_bundle_dir), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_too_few_cells_and_model_mismatch(small_bundle_dir, small_sim, tmp_path, capsys):
+    from grids_core import bundle as bundle_io
+
+    # a bundle where one type has almost no training cells
+    b, _ = small_sim
+    cells = b.cells.copy()
+    endo = cells.index[cells["cell_type"] == "Endo"]
+    cells.loc[endo[5:], "split"] = "test"
+    b2 = bundle_io.Bundle(b.atac, b.rna, cells, b.peaks, b.genes, b.exons, tads=b.tads, hic=b.hic, truth=b.truth,
+                          manifest={**b.manifest})
+    b2.manifest.pop("bundle_id", None)
+    out = tmp_path / "few"
+    bundle_io.save(b2, out)
+    # the small bundle's model belongs to another bundle id: mismatch
+    (out / "models").mkdir()
+    shutil.copy(small_bundle_dir / "models" / "default.pt", out / "models" / "default.pt")
+    assert main(["explain", "--bundle", str(out), "--gene", "CLDN5", "--cell-type", "Endo"]) == 2
+    assert "was not trained on bundle" in capsys.readouterr().err
+    # with a matching model, the too-few-cells check speaks
+    from grids_core.train import TrainConfig, save_model, train
+
+    tm = train(bundle_io.load(out), TrainConfig(steps_atac=2, steps_rna=2, steps_maps=2, steps_paired=2))
+    save_model(tm, out / "models" / "default.pt")
+    assert main(["explain", "--bundle", str(out), "--gene", "CLDN5", "--cell-type", "Endo"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"Endo has only [0-5] training cells \(need >= 10\)", err), err
+
+
+def test_missing_bundle_is_explained(tmp_path, capsys):
+    assert main(["explain", "--bundle", str(tmp_path / "nope"), "--gene", "GAD1", "--cell-type", "VIP"]) == 2
+    assert "grids simulate" in capsys.readouterr().err
