@@ -183,6 +183,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from grids_core.batch import expand_pairs, read_pairs, run_batch
+
+    settings = _settings(args)
+    settings.bundle_dir, settings.model_path = settings.bundle_dir.resolve(), Path(settings.model_path).resolve()
+    pairs = read_pairs(args.pairs) if args.pairs else None
+    pairs = expand_pairs(settings, args.cell_type, args.genes, pairs)
+    template = _request(argparse.Namespace(**{**vars(args), "gene": "", "cell_type": ""}))
+    update, close = _progress_bar(f"batch {len(pairs)} pairs")
+    try:
+        rep = run_batch(settings, pairs, template, scheduler=args.scheduler, n_workers=args.workers, progress=update,
+                        on_start=lambda link: print(f"Dask dashboard: {link}", file=sys.stderr))
+    finally:
+        close()
+    print(f"{rep.total} pairs: {len(rep.computed)} computed, {len(rep.skipped)} already stored, {len(rep.failed)} failed")
+    for key, err in list(rep.failed.items())[:20]:
+        print(f"  failed {key}: {err}")
+    return 0 if not rep.failed else 1
+
+
 def cmd_mnist(args: argparse.Namespace) -> int:
     from grids_core.mnist_runs import run_and_store, summary_table
 
@@ -245,6 +265,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="recompute even if a stored result exists")
     s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact")
     s.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("batch", help="explain many gene x cell type pairs on Dask (resumable)")
+    bundle_arg(s)
+    s.add_argument("--pairs", help="TSV/CSV with columns gene, cell_type")
+    s.add_argument("--cell-type", help="with --genes: every listed gene in this cell type")
+    s.add_argument("--genes", help="'all' or a comma-separated list")
+    s.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://HOST:PORT); default: LocalCluster")
+    s.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    s.add_argument("--method", default="grids")
+    s.add_argument("-L", type=int, default=10)
+    s.add_argument("-k", type=int, default=32)
+    s.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"])
+    s.add_argument("--beta", type=float, default=0.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--window", type=int, default=None)
+    s.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
+    s.add_argument("--faithful", action="store_true")
+    s.add_argument("--max-sweeps", type=int, default=20)
+    s.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("show", help="print a stored run")
     bundle_arg(s)

@@ -1,0 +1,129 @@
+"""Many genes x cell types at once on dask.distributed; results go to the store, stored keys are skipped.
+
+A LocalCluster (one single-threaded worker process per core) is the default; ``scheduler`` connects to
+an existing cluster (e.g. started by dask-jobqueue on SLURM). Each worker loads the bundle and the model
+once (``jobs.load_context`` caches them per process), so tasks only pay for the search.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from grids_core.errors import GridsError, InputError
+from grids_core.explain.gene import ExplainRequest
+from grids_core.jobs import load_context, request_key, run_explanation
+from grids_core.settings import Settings
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: per pair, stored before / computed now / failed (with the error)."""
+
+    total: int = 0
+    skipped: list[str] = field(default_factory=list)
+    computed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    dashboard: str | None = None
+
+
+def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(gene, cell_type) pairs from a TSV/CSV with columns gene and cell_type."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, sep=None, engine="python", dtype=str)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read the pairs table ({exc}). Give a TSV/CSV with columns gene, cell_type.") from exc
+    missing = {"gene", "cell_type"} - set(df.columns)
+    if missing:
+        raise InputError(f"{path}: missing column(s) {sorted(missing)}; the pairs table needs columns gene and cell_type.")
+    return list(zip(df["gene"].str.strip(), df["cell_type"].str.strip(), strict=True))
+
+
+def expand_pairs(settings: Settings, cell_type: str | None, genes: str | None,
+                 pairs: list[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """The explicit pairs, or every requested gene ('all' = every gene of the bundle) in one cell type."""
+    if pairs:
+        return pairs
+    if not cell_type or not genes:
+        raise GridsError("Give --pairs FILE, or --cell-type TYPE with --genes all|G1,G2,...")
+    ctx = load_context(settings)
+    ctx.bundle.check_cell_type(cell_type)
+    names = ctx.bundle.gene_names if genes == "all" else [g.strip() for g in genes.split(",") if g.strip()]
+    return [(g, cell_type) for g in names]
+
+
+def _run_one(settings: Settings, req: dict) -> tuple[str, str | None]:
+    """Worker task: run (or load) one explanation; returns (run_id, error message or None)."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        result, _ = run_explanation(settings, ExplainRequest(**req))
+        return result.run_id, None
+    except GridsError as exc:
+        return f"{req['gene']}/{req['cell_type']}", str(exc)
+
+
+def run_batch(
+    settings: Settings,
+    pairs: list[tuple[str, str]],
+    template: ExplainRequest,
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    on_start: Callable[[str | None], None] | None = None,
+) -> BatchReport:
+    """Explain every pair with the template's settings; already-stored runs are skipped (resumable)."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    ctx = load_context(settings)
+    report = BatchReport(total=len(pairs))
+    todo = []
+    for gene, cell_type in pairs:
+        req = ExplainRequest(**{**asdict(template), "gene": gene, "cell_type": cell_type})
+        try:
+            req.gene = ctx.bundle.genes["name"].iloc[ctx.bundle.gene_index(gene)]
+            ctx.bundle.check_cell_type(cell_type)
+        except GridsError as exc:
+            report.failed[f"{gene}/{cell_type}"] = str(exc)
+            continue
+        key = request_key(ctx, req)
+        if key in ctx.store:
+            report.skipped.append(key)
+        else:
+            todo.append(asdict(req))
+    if not todo:
+        if progress:
+            progress(1.0, "nothing to do: every pair is stored")
+        return report
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        workers = n_workers or max(1, min(len(todo), os.cpu_count() or 1))
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0")
+        client = Client(cluster)
+    try:
+        report.dashboard = client.dashboard_link
+        if on_start:
+            on_start(report.dashboard)
+        futures = [client.submit(_run_one, settings, req, pure=False) for req in todo]
+        for i, fut in enumerate(as_completed(futures), start=1):
+            run_id, err = fut.result()
+            if err is None:
+                report.computed.append(run_id)
+            else:
+                report.failed[run_id] = err
+            if progress:
+                progress(i / len(todo), f"{i}/{len(todo)} done, {len(report.failed)} failed")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return report
