@@ -78,6 +78,7 @@ def simulate(
     n_cells: int = 3000,
     n_peaks: int = 20_000,
     seed: int = 0,
+    n_genes: int | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> tuple[Bundle, GenerativeModel]:
     """Build the default semi-synthetic bundle (deterministic for ``seed``)."""
@@ -89,6 +90,9 @@ def simulate(
     say(0.02, "peaks")
     peaks, tags = _choose_peaks(n_peaks, rng)
     genes = _genes()
+    n_real_genes = len(genes)
+    if n_genes is not None and n_genes > n_real_genes:
+        genes = _add_simulated_genes(genes, n_genes - n_real_genes, peaks, rng)
     exons = _exons(genes)
     n_peaks = len(peaks)
 
@@ -134,7 +138,8 @@ def simulate(
     manifest = {
         "genome_build": "hg38",
         "description": "Default semi-synthetic bundle: real hg38 genes/exons and REMO v1 elements, simulated cells.",
-        "simulator": {"seed": seed, "n_cells": n_cells, "n_peaks": n_peaks, "library_mean": float(library.mean())},
+        "simulator": {"seed": seed, "n_cells": n_cells, "n_peaks": n_peaks, "n_genes": len(genes),
+                      "n_real_genes": n_real_genes, "library_mean": float(library.mean())},
         "rna_scale": "log1p(counts per 10,000 UMIs)",
         "markers": [{"cell_type": c, "gene": g} for c, g in reference.MARKER_PAIRS],
         "provenance": {
@@ -142,7 +147,7 @@ def simulate(
             "rna": "simulated",
             "cells": "simulated",
             "peaks": "real",
-            "genes": "real",
+            "genes": "real" if len(genes) == n_real_genes else "mixed",
             "exons": "real",
             "coverage": "simulated",
             "tads": "mixed",
@@ -229,6 +234,24 @@ def _genes() -> pd.DataFrame:
     return sort_intervals(out).reset_index(drop=True)
 
 
+def _add_simulated_genes(genes: pd.DataFrame, n: int, peaks: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Extra genes (names SIM00001...) placed at random peak positions, for paper-width benchmarks."""
+    anchor = peaks.iloc[np.sort(rng.choice(len(peaks), size=n, replace=False))]
+    strand = np.where(rng.random(n) < 0.5, "+", "-")
+    length = rng.integers(5_000, 60_000, size=n)
+    start = anchor["start"].to_numpy().astype(np.int64)
+    extra = pd.DataFrame({
+        "name": [f"SIM{i:05d}" for i in range(1, n + 1)],
+        "gene_id": [f"SIMULATED.{i}" for i in range(1, n + 1)],
+        "chrom": anchor["chrom"].to_numpy(),
+        "start": start,
+        "end": start + length,
+        "strand": strand,
+        "tss": np.where(strand == "+", start, start + length - 1),
+    })
+    return sort_intervals(pd.concat([genes, extra], ignore_index=True)).reset_index(drop=True)
+
+
 def _exons(genes: pd.DataFrame) -> pd.DataFrame:
     e = reference.exons()
     e = e[e["gene_name"].isin(set(genes["name"]))]
@@ -310,15 +333,18 @@ def _sample_rna(
     mean = rng.normal(-1.0, 1.0, size=n_genes)
     profile = mean[None, :] + rng.normal(0.0, 1.0, size=(len(CELL_TYPES), n_genes))
     log_rate = profile[type_idx].astype(np.float64)
+    atac_csc = atac.tocsc()
+    by_chrom = {c: np.flatnonzero(chroms == c) for c in np.unique(chroms)}
     for gi, (chrom, tss) in enumerate(zip(genes["chrom"], genes["tss"], strict=True)):
-        cand = np.flatnonzero((chroms == chrom) & (np.abs(mids - tss) <= 100_000))
+        on = by_chrom.get(chrom, np.zeros(0, dtype=np.int64))
+        cand = on[np.abs(mids[on] - tss) <= 100_000]
         if len(cand):
             j = int(rng.choice(cand))
-            log_rate[:, gi] += 0.5 * np.asarray(atac[:, j].todense()).ravel()
+            log_rate[:, gi] += 0.5 * atac_csc[:, j].toarray().ravel()
     # marker genes: silent outside their types, planted logic inside
     names = genes["name"].tolist()
     marker_genes = {g for _, g in reference.MARKER_PAIRS}
-    for gene in marker_genes:
+    for gene in sorted(marker_genes):
         gi = names.index(gene)
         log_rate[:, gi] = rng.normal(-2.5, 0.3)
     for (gene, cell_type), _pair in gen.pairs.items():
