@@ -31,6 +31,11 @@ class Settings:
             self.cache_dir = self.bundle_dir / "cache"
 
     @property
+    def home(self) -> Path:
+        """Folder holding the bundle; MNIST runs live in HOME/mnist."""
+        return self.bundle_dir.parent
+
+    @property
     def store_path(self) -> Path:
         """The results store lives next to the bundle."""
         return self.bundle_dir / "results.sqlite"
