@@ -48,11 +48,11 @@ def main() -> None:
         pool = candidate_pool(obj)
         rnd = np.random.default_rng(args.seed).choice(pool, args.L, replace=False)
 
-        def hits(s) -> int:
+        def hits(s, gene=gene, cell_type=cell_type) -> int:
             return truth_metrics(b, gene, cell_type, s)["hits"]
 
-        def held(s) -> float:
-            return -heldout_effect(tm.model, obj.readout, test, s, 0.0)["delta"]
+        def held(s, readout=obj.readout, test=test) -> float:
+            return -heldout_effect(tm.model, readout, test, s, 0.0)["delta"]
 
         rows.append({
             "gene": gene, "cell_type": cell_type, "r": tm.gene_r(gene),
