@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import time
 from collections.abc import Callable
@@ -349,7 +350,12 @@ def save_classifier(model: MnistMLP, path: Path | str, info: dict | None = None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"kind": "mnist_mlp", "config": model.config, "state_dict": state, "info": dict(info or {})}, path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save({"kind": "mnist_mlp", "config": model.config, "state_dict": state, "info": dict(info or {})}, tmp)
+        os.replace(tmp, path)  # atomic: a cancelled save never leaves a half-written checkpoint
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_classifier(path: Path | str, device: torch.device | str = "cpu") -> tuple[MnistMLP, dict]:
