@@ -53,6 +53,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """`grids prepare`: user multiome files -> a validated bundle (see grids_core.ingest)."""
+    from grids_core.ingest import PrepareInputs, PrepareOptions, prepare
+
+    inputs = PrepareInputs(**{k: getattr(args, k) for k in PrepareInputs.__dataclass_fields__})
+    options = PrepareOptions(**{k: getattr(args, k) for k in PrepareOptions.__dataclass_fields__})
+    update, close = _progress_bar("prepare")
+    try:
+        b = prepare(inputs, options, out=args.out, overwrite=args.force, progress=update)
+    finally:
+        close()
+    c, rep = b.manifest["counts"], b.manifest["cells_report"]
+    bc = rep.get("barcodes") or rep.get("barcodes_atac", {})
+    failed = {k[len("failed_"):]: v for k, v in rep.get("qc", {}).items() if k.startswith("failed_")}
+    print(f"Wrote {args.out}: {c['cells']} cells x {c['peaks']} peaks x {c['genes']} genes "
+          f"({'co-assayed' if b.manifest['paired'] else 'unpaired'}); cell types "
+          + ", ".join(f"{t} {n}" for t, n in b.cells["cell_type"].value_counts().items()))
+    print(f"barcodes {bc.get('counts')} -> {bc.get('shared')} shared; failed QC {failed}; "
+          f"dropped types {rep.get('cell_types', {}).get('dropped_types') or 'none'}")
+    print(f"Next: grids train --bundle {args.out}  then  python app.py --bundle {args.out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from grids_core import bundle as bundle_io
     from grids_core.train import TrainConfig, default_model_path, save_model, train
@@ -238,6 +261,54 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--force", action="store_true", help="replace an existing bundle")
     s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("prepare", help="build a bundle from your multiome data (10x ARC h5, h5ad/h5mu, labels, GTF, TADs, Hi-C)")
+    s.add_argument("--out", required=True, help="bundle directory to write")
+    src = s.add_argument_group("cells (one of)")
+    src.add_argument("--tenx-h5", dest="tenx_h5", help="Cell Ranger ARC filtered_feature_bc_matrix.h5")
+    src.add_argument("--h5mu", help="MuData file with modalities rna and atac")
+    src.add_argument("--rna-h5ad", dest="rna_h5ad", help="AnnData of RNA counts (with --atac-h5ad)")
+    src.add_argument("--atac-h5ad", dest="atac_h5ad", help="AnnData of ATAC peak counts (with --rna-h5ad)")
+    src.add_argument("--rna-layer", dest="rna_layer", help="AnnData layer with raw RNA counts ('raw' = .raw.X)")
+    src.add_argument("--atac-layer", dest="atac_layer", help="AnnData layer with ATAC counts ('raw' = .raw.X)")
+    src.add_argument("--unpaired", action="store_true", help="ATAC and RNA are different cells (matched by cell type)")
+    lab = s.add_argument_group("labels and per-cell metrics")
+    lab.add_argument("--labels", help="TSV/CSV with a barcode and a cell-type column")
+    lab.add_argument("--rna-labels", dest="rna_labels", help="labels of the RNA cells (unpaired data)")
+    lab.add_argument("--atac-labels", dest="atac_labels", help="labels of the ATAC cells (unpaired data)")
+    lab.add_argument("--label-barcode-col", dest="label_barcode_col", default="barcode")
+    lab.add_argument("--label-col", dest="label_col", default="cell_type")
+    lab.add_argument("--metrics", help="per-cell QC table, e.g. cellranger-arc per_barcode_metrics.csv")
+    lab.add_argument("--metrics-barcode-col", dest="metrics_barcode_col", default="barcode")
+    lab.add_argument("--fragments-col", dest="fragments_col", help="per-cell ATAC fragments column (default: auto)")
+    lab.add_argument("--tss-col", dest="tss_col", help="per-cell TSS enrichment column (default: auto)")
+    ann = s.add_argument_group("genome and annotation")
+    ann.add_argument("--genome", default="hg38", help="genome build of the data (default: %(default)s)")
+    ann.add_argument("--chrom-sizes", dest="chrom_sizes", help="chrom sizes of a build other than hg38")
+    ann.add_argument("--chrom-prefix", dest="chrom_prefix", help="add this prefix to chromosome names ('chr' for 1 -> chr1)")
+    ann.add_argument("--gtf", help="gene annotation GTF/GTF.gz (default: the 10x feature intervals)")
+    ann.add_argument("--gtf-name-attr", dest="gtf_name_attr", default="gene_name")
+    ann.add_argument("--tads", help="TAD domains BED")
+    ann.add_argument("--cool", help="Hi-C .cool/.mcool (contacts around each marker)")
+    ann.add_argument("--hic-resolution", dest="hic_resolution", type=int, default=10_000)
+    ann.add_argument("--hic-flank", dest="hic_flank", type=int, default=1_000_000)
+    ann.add_argument("--hic-raw", dest="hic_balance", action="store_const", const=False, default=None,
+                     help="raw contact counts even when the cooler has balancing weights")
+    sel = s.add_argument_group("QC and selection")
+    sel.add_argument("--markers", default="", help="genes always kept (GENE or CELLTYPE:GENE, comma-separated)")
+    sel.add_argument("--n-genes", dest="n_genes", type=int, default=3000, help="top variable genes kept")
+    sel.add_argument("--min-atac-counts", dest="min_atac_counts", type=float, default=1000)
+    sel.add_argument("--min-rna-genes", dest="min_rna_genes", type=float, default=200)
+    sel.add_argument("--min-tss-enrichment", dest="min_tss_enrichment", type=float, default=2.0)
+    sel.add_argument("--min-cells", dest="min_cells", type=int, default=20, help="fewest cells per cell type")
+    sel.add_argument("--drop-small-types", dest="drop_small_types", action="store_true",
+                     help="drop cell types below --min-cells instead of failing")
+    sel.add_argument("--min-barcode-overlap", dest="min_barcode_overlap", type=float, default=0.5,
+                     help="fraction of the smallest barcode set that must match to proceed on the intersection")
+    sel.add_argument("--merge-overlapping-peaks", dest="merge_overlapping_peaks", action="store_true")
+    sel.add_argument("--seed", type=int, default=0, help="seed of the splits (and unpaired matching)")
+    s.add_argument("--force", action="store_true", help="replace an existing bundle")
+    s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train", help="train the surrogate on a bundle")
     bundle_arg(s)
