@@ -165,7 +165,6 @@ def test_classifier_accuracy_and_two_stage(trained, tmp_path: Path):
     model, info, parts = trained
     # Observed 0.975 at seed 0 (0.955-0.985 over seeds 0-5); the paper reports 0.979 on full MNIST 3/8.
     assert info["test_accuracy"] >= 0.93, info
-    assert info["train_seconds"] < 30
     assert isinstance(model, TwoStageModel) and model.n_features == 784
     x = torch.rand(5, 784)
     assert torch.allclose(model.stage2(model.stage1(x)), model(x), atol=1e-5)
@@ -234,7 +233,6 @@ def test_grids_beats_random_on_test_eights(trained, digits):
     # Observed at seed 0: median Δφ grids 7.6 vs random 0.92, Wilcoxon p ~ 2e-18; GRIDS ran in ~1.7 s.
     assert ex.summary.loc["grids", "median_delta_phi"] > ex.summary.loc["random", "median_delta_phi"] + 3.0
     assert ex.wilcoxon.loc["random", "p_value"] < 1e-6
-    assert ex.grids_result.runtime_s < 30
     # GRIDS starts from the gradient (saliency) subset and accepts only improving swaps.
     tj = ex.train_objective
     assert tj["grids"] <= tj["saliency"] + 1e-6 and tj["saliency"] < tj["random"] < tj["none"]

@@ -122,3 +122,15 @@ def test_linkage_table_and_all_exports_share_rows(tmp_path, small_bundle):
         assert p.read_text() == export_text(links, ext)
     with pytest.raises(SettingsError, match="Cannot tell the export format"):
         format_from_path("links.xlsx")
+
+
+def test_request_types_are_canonical_so_keys_are_stable():
+    """A request that went through JSON (0 vs 0.0, '10' vs 10) keeps its run key."""
+    import json
+    from dataclasses import asdict
+
+    from grids_core.explain.gene import ExplainRequest
+
+    a = ExplainRequest("GAD1", "VIP", L=10, value=0, sign=1, beta=0, seed=0)
+    b = ExplainRequest(**json.loads(json.dumps({**asdict(a), "L": "10", "value": 0.0, "window": ""})))
+    assert run_key("b", "m", "GAD1", "VIP", "grids", a.settings()) == run_key("b", "m", "GAD1", "VIP", "grids", b.settings())

@@ -38,6 +38,13 @@ class ExplainRequest:
     faithful: bool = False
     max_sweeps: int = 20
 
+    def __post_init__(self) -> None:
+        # one canonical type per field, so the run key never depends on 0 vs 0.0 (e.g. after JSON)
+        self.L, self.k, self.seed, self.max_sweeps = int(self.L), int(self.k), int(self.seed), int(self.max_sweeps)
+        self.value, self.sign, self.beta = float(self.value), float(self.sign), float(self.beta)
+        self.window = None if self.window in (None, "") else int(self.window)
+        self.faithful = bool(self.faithful)
+
     def settings(self) -> dict:
         d = asdict(self)
         d.pop("gene")

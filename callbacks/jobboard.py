@@ -1,0 +1,80 @@
+"""A tiny job board on diskcache shared by the web process and the background workers.
+
+It records each run's state and progress under its run id and carries the cancel token the engine's
+``cancel()`` polls. Because it is keyed by run id (not by browser tab), a reloaded page finds its running
+job again, and a Cancel stops the engine wherever it runs (a Dash job process or a Celery worker).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import diskcache
+
+STALE_S = 600.0  # a record from another host counts as alive this long after its last update
+
+
+class JobBoard:
+    """State, progress and cancel flags of runs, by run id."""
+
+    def __init__(self, directory: str | os.PathLike):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.cache = diskcache.Cache(str(directory))
+
+    def start(self, run_id: str) -> None:
+        """Mark ``run_id`` running in this process and clear any old cancel request."""
+        self.cache.delete(f"cancel:{run_id}")
+        self._put(run_id, state="running", frac=0.0, msg="starting", pid=os.getpid(), host=socket.gethostname(),
+                  started=time.time())
+
+    def progress(self, run_id: str, frac: float, msg: str) -> None:
+        rec = self.get(run_id) or {}
+        rec.update(frac=float(frac), msg=str(msg))
+        self._put(run_id, **rec)
+
+    def finish(self, run_id: str, state: str, message: str = "") -> None:
+        """Record a terminal state: done, cancelled or failed."""
+        rec = self.get(run_id) or {}
+        rec.update(state=state, msg=message, frac=1.0 if state == "done" else rec.get("frac", 0.0))
+        self._put(run_id, **rec)
+
+    def get(self, run_id: str) -> dict | None:
+        return self.cache.get(f"job:{run_id}")
+
+    def request_cancel(self, run_id: str) -> None:
+        """Ask the engine working on ``run_id`` to stop at its next check."""
+        self.cache.set(f"cancel:{run_id}", True, expire=3600)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return bool(self.cache.get(f"cancel:{run_id}", False))
+
+    def alive(self, run_id: str) -> bool:
+        """Is some process still working on ``run_id``?"""
+        rec = self.get(run_id)
+        if not rec or rec.get("state") != "running":
+            return False
+        if rec.get("host") == socket.gethostname():
+            return _pid_alive(int(rec.get("pid", 0)))
+        return time.time() - float(rec.get("t", 0)) < STALE_S
+
+    def _put(self, run_id: str, **rec) -> None:
+        rec["t"] = time.time()
+        self.cache.set(f"job:{run_id}", rec, expire=7 * 24 * 3600)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        import psutil
+
+        return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except Exception:  # noqa: BLE001 - psutil missing or the process vanished meanwhile
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False

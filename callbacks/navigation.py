@@ -1,0 +1,169 @@
+"""Pages and URL state: tab <-> path, and gene / cell type / method / L / locus / run <-> query string."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode
+
+from dash import Dash, Input, Output, State, ctx, no_update
+
+from callbacks.state import AppState, method_registry
+from grids_core.errors import GridsError
+from layouts import ids
+from layouts.components import alert
+from layouts.pages import PAGES
+
+HIDDEN, SHOWN = {"display": "none"}, {"display": "block"}
+PAGE_IDS = {"browser": ids.PAGE_BROWSER, "runs": ids.PAGE_RUNS, "igv": ids.PAGE_IGV, "mnist": ids.PAGE_MNIST}
+
+
+def page_of(pathname: str | None) -> str:
+    """Tab value for a path ('/', '/runs', '/igv', '/mnist'; anything else is the browser)."""
+    path = (pathname or "/").rstrip("/") or "/"
+    for page, p in PAGES.items():
+        if p == path:
+            return page
+    return "browser"
+
+
+def encode_query(gene=None, cell=None, method=None, L=None, locus=None, run=None) -> str:
+    """Bookmarkable query string of the browser view (empty values left out)."""
+    pairs = [(k, v) for k, v in (("gene", gene), ("cell", cell), ("method", method), ("L", L), ("locus", locus),
+                                 ("run", run)) if v not in (None, "")]
+    return ("?" + urlencode(pairs, safe=":,")) if pairs else ""
+
+
+def decode_query(search: str | None) -> dict[str, str]:
+    """Query string -> {key: first value}."""
+    q = parse_qs((search or "").lstrip("?"), keep_blank_values=False)
+    return {k: v[0] for k, v in q.items() if v}
+
+
+def _int_or(value, default):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]) -> None:
+    """Wire the tab router and the URL <-> controls synchronisation."""
+
+    @app.callback(
+        Output(ids.TABS, "value"),
+        Output(ids.URL, "pathname"),
+        *[Output(pid, "style") for pid in PAGE_IDS.values()],
+        Input(ids.TABS, "value"),
+        Input(ids.URL, "pathname"),
+    )
+    def route(tab, pathname):
+        """A tab click sets the path; a path (bookmark, back button) selects the tab."""
+        if ctx.triggered_id == ids.TABS:
+            page, path = tab, PAGES.get(tab, "/")
+            path = path if path != (pathname or "/") else no_update
+        else:
+            page, path = page_of(pathname), no_update
+        styles = [SHOWN if p == page else HIDDEN for p in PAGE_IDS]
+        return (page if page != tab else no_update), path, *styles
+
+    form_outputs = [Output(i, "value") for i in (ids.GENE, ids.CELL, ids.METHOD, ids.L, ids.K, ids.VALUE, ids.SIGN,
+                                                  ids.BETA, ids.SEED, ids.WINDOW)]
+
+    @app.callback(
+        Output(ids.URL, "search"),
+        *form_outputs,
+        Output(ids.VIEW_RUN, "data", allow_duplicate=True),
+        Output(ids.LOCUS, "data", allow_duplicate=True),
+        Output(ids.APP_ALERT, "children", allow_duplicate=True),
+        Input(ids.URL, "search"),
+        Input(ids.GENE, "value"),
+        Input(ids.CELL, "value"),
+        Input(ids.METHOD, "value"),
+        Input(ids.L, "value"),
+        Input(ids.VIEW_RUN, "data"),
+        Input(ids.LOCUS, "data"),
+        State(ids.SEED, "value"),
+        State(ids.JOB, "data"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def sync(search, gene, cell, method, L, run, locus, seed, job):
+        """Read the URL on load / navigation; otherwise write the view into it and pick the stored run to show."""
+        trig = ctx.triggered_id
+        n_form = len(form_outputs)
+        keep = [no_update] * n_form
+        if trig in (None, ids.URL):
+            problem = _unknown_names(state, decode_query(search))
+            if problem:  # a hand-edited or stale bookmark: say what was wrong, show the default view
+                return (*_from_url(state, "", None, None, method, L, seed, defaults, n_form, None), alert(problem))
+            return (*_from_url(state, search, gene, cell, method, L, seed, defaults, n_form, job), no_update)
+        try:
+            if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L):
+                run = state.find_run(gene, cell, method, _int_or(L, None), _int_or(seed, None))
+                if trig == ids.GENE:
+                    locus = None
+        except GridsError:
+            run = None
+        new = encode_query(gene, cell, method, L, locus, run)
+        search_out = new if new != (search or "") else no_update
+        if trig in (ids.VIEW_RUN, ids.LOCUS):
+            return search_out, *keep, no_update, no_update, no_update
+        return search_out, *keep, run, locus, no_update
+
+
+def _unknown_names(state: AppState, q: dict[str, str]) -> str | None:
+    """Message for a gene / cell type / method in the URL that this bundle does not have (else None)."""
+    try:
+        b = state.ctx().bundle
+        if q.get("gene"):
+            b.gene_index(q["gene"])
+        if q.get("cell"):
+            b.check_cell_type(q["cell"])
+    except GridsError as exc:
+        return f"{exc} (from the link's query string; showing the default view)"
+    methods = method_registry()
+    if q.get("method") and q["method"] not in methods:
+        return f"Unknown method {q['method']!r} in the link; available: {', '.join(methods)}."
+    return None
+
+
+def _form_of(settings: dict, gene: str, cell: str, method: str) -> list:
+    """Form values (gene, cell, method, L, k, value, sign, beta, seed, window kb) of a run's settings."""
+    window = settings.get("window")
+    return [gene, cell, method, settings.get("L"), settings.get("k"), float(settings.get("value", 0.0)),
+            float(settings.get("sign", 1.0)), settings.get("beta"), settings.get("seed"),
+            (int(window) / 1000 if window else None)]
+
+
+def _from_url(state: AppState, search, gene, cell, method, L, seed, defaults, n_form, job=None):
+    """Controls, run and locus from a query string (bookmark, Runs page link, reload)."""
+    q = decode_query(search)
+    req = (job or {}).get("request") or {}
+    if (job or {}).get("status") == "running" and not q.get("run") and req.get("gene") == q.get("gene", req.get("gene")) \
+            and req.get("cell_type") == q.get("cell", req.get("cell_type")):
+        # reload while a job runs: the form shows what is running (the run itself appears when it ends)
+        form = _form_of(req, req["gene"], req["cell_type"], req.get("method", "grids"))
+        locus = q.get("locus") or None
+        new = encode_query(form[0], form[1], form[2], form[3], locus, None)
+        return (new if new != (search or "") else no_update), *form, None, locus
+    if not q:
+        q = {k: v for k, v in (("gene", gene or defaults[0]), ("cell", cell or defaults[1])) if v}
+    res = None
+    try:
+        res = state.result(q.get("run"))
+        if res is None and q.get("gene") and q.get("cell"):  # no (known) run: newest stored one of the view
+            res = state.result(state.find_run(q["gene"], q["cell"], q.get("method", method or "grids"),
+                                              _int_or(q.get("L"), _int_or(L, None)), _int_or(seed, None),
+                                              any_l="L" not in q))
+    except GridsError:
+        res = None
+    if res is not None:
+        form = _form_of(res.settings, res.gene, res.cell_type, res.method)
+        run = res.run_id
+    else:
+        g, c = q.get("gene", gene), q.get("cell", cell)
+        m = q.get("method", method or "grids")
+        lval = _int_or(q.get("L"), L)
+        form = [g, c, m, lval] + [no_update] * (n_form - 4)
+        run = None
+    locus = q.get("locus") or None
+    new = encode_query(form[0], form[1], form[2], form[3], locus, run)
+    return (new if new != (search or "") else no_update), *form, run, locus

@@ -1,0 +1,134 @@
+"""Server-side state of one app: settings, the loaded engine context, and small caches of immutable results."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from grids_core import jobs, links
+from grids_core.errors import GridsError
+from grids_core.results import ExplanationResult
+from grids_core.settings import Settings
+
+DEFAULT_PAIR = ("VIP", "GAD1")
+
+
+def method_registry() -> dict[str, str]:
+    """Method name -> description from the engine's registry (GRIDS at least, baselines as they land)."""
+    try:
+        from grids_core.explain.registry import methods
+
+        return dict(methods())
+    except Exception:  # noqa: BLE001 - registry being written or a baseline failing to import
+        try:
+            from grids_core.explain.registry import METHODS
+
+            return dict(METHODS)
+        except Exception:  # noqa: BLE001
+            return {"grids": "GRIDS subset search"}
+
+
+def marker_pairs() -> list[tuple[str, str]]:
+    """(cell_type, gene) pairs of paper Table 1."""
+    try:
+        from grids_core.reference import MARKER_PAIRS
+
+        return list(MARKER_PAIRS)
+    except Exception:  # noqa: BLE001
+        return []
+
+
+@dataclass
+class AppState:
+    """Everything the callbacks of one app share. Paths come from ``settings`` only, never the browser."""
+
+    settings: Settings
+    pid: int = field(default_factory=os.getpid)  # the process that built the app (job processes differ)
+    _results: OrderedDict = field(default_factory=OrderedDict)
+    _links: OrderedDict = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _reference: dict = field(default_factory=dict)
+
+    # ---- engine context -------------------------------------------------------------------------
+    def ctx(self) -> jobs.Context:
+        """The loaded bundle/model/store (raises a GridsError with a fix when something is missing)."""
+        return jobs.load_context(self.settings)
+
+    def try_ctx(self) -> tuple[jobs.Context | None, str | None]:
+        """(context, None) or (None, message) so layouts can show the problem in place."""
+        try:
+            return self.ctx(), None
+        except GridsError as exc:
+            return None, str(exc)
+
+    # ---- results (immutable per run id: cache them) ---------------------------------------------
+    def result(self, run_id: str | None) -> ExplanationResult | None:
+        """A stored result by id (None when unknown)."""
+        if not run_id:
+            return None
+        with self._lock:
+            if run_id in self._results:
+                self._results.move_to_end(run_id)
+                return self._results[run_id]
+        res = self.ctx().store.get(run_id)
+        if res is not None:
+            with self._lock:
+                self._results[run_id] = res
+                while len(self._results) > 64:
+                    self._results.popitem(last=False)
+        return res
+
+    def links(self, run_id: str | None) -> pd.DataFrame | None:
+        """The linkage table of a stored run (the same rows every export uses)."""
+        res = self.result(run_id)
+        if res is None:
+            return None
+        with self._lock:
+            if run_id in self._links:
+                return self._links[run_id]
+        df = links.linkage_table(self.ctx().bundle, res)
+        with self._lock:
+            self._links[run_id] = df
+            while len(self._links) > 64:
+                self._links.popitem(last=False)
+        return df
+
+    def find_run(self, gene: str | None, cell_type: str | None, method: str | None, L: int | None = None,
+                 seed: int | None = None, any_l: bool = False) -> str | None:
+        """Newest stored run of this gene/type/method (same model) with this L (any L if ``any_l``), same seed first."""
+        if not (gene and cell_type and method):
+            return None
+        ctx = self.ctx()
+        rows = [r for r in ctx.store.list(gene=gene, cell_type=cell_type, method=method)
+                if r.get("model_id") in (None, ctx.model.model_id)]
+        if L is not None:
+            same_l = [r for r in rows if r.get("L") == L]
+            rows = same_l or (rows if any_l else [])
+        if seed is not None and rows:
+            rows = [r for r in rows if r.get("seed") == seed] or rows
+        return rows[0]["run_id"] if rows else None
+
+    # ---- reference data (cached; missing files only cost a track, never the page) -----------------
+    def cytobands(self) -> pd.DataFrame | None:
+        if "cyto" not in self._reference:
+            try:
+                from grids_core.reference import cytobands
+
+                self._reference["cyto"] = cytobands()
+            except Exception:  # noqa: BLE001
+                self._reference["cyto"] = None
+        return self._reference["cyto"]
+
+    def chrom_sizes(self) -> dict[str, int]:
+        if "sizes" not in self._reference:
+            try:
+                from grids_core.reference import chrom_sizes
+
+                self._reference["sizes"] = chrom_sizes()
+            except Exception:  # noqa: BLE001
+                self._reference["sizes"] = {}
+        return self._reference["sizes"]

@@ -1,0 +1,210 @@
+"""Small reusable pieces of the pages: alerts, summary cards, option lists, table column definitions."""
+
+from __future__ import annotations
+
+import math
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import html
+
+from layouts.genome import fmt_distance
+
+
+def alert(message: str, color: str = "danger", **kw) -> dbc.Alert:
+    """An in-place message (errors a user can cause are shown like this, never as a traceback)."""
+    return dbc.Alert(message, color=color, className="grids-alert", dismissable=True, **kw)
+
+
+def fmt_num(x, spec: str = "+.4g") -> str:
+    """Number or an em dash for missing values."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if math.isnan(x) else format(x, spec)
+
+
+def gene_options(genes: list[str], markers: list[tuple[str, str]], quality: dict[str, float]) -> list[dict]:
+    """Gene dropdown options: the Table 1 marker genes first, then every other gene of the bundle."""
+    by_gene: dict[str, list[str]] = {}
+    for cell, gene in markers:
+        by_gene.setdefault(gene, []).append(cell)
+    present = set(genes)
+    out = []
+    for gene, cells in by_gene.items():
+        if gene in present:
+            r = quality.get(gene)
+            rs = f" · r={r:.2f}" if r is not None and not math.isnan(r) else ""
+            out.append({"label": f"★ {gene} — marker of {', '.join(cells)}{rs}", "value": gene, "search": gene})
+    for gene in sorted(present - set(by_gene), key=str.upper):
+        r = quality.get(gene)
+        rs = f" · r={r:.2f}" if r is not None and not math.isnan(r) else ""
+        out.append({"label": f"{gene}{rs}", "value": gene, "search": gene})
+    return out
+
+
+def cell_options(cell_types: list[str], markers: list[tuple[str, str]], gene: str | None) -> list[dict]:
+    """Cell-type options; types paired with ``gene`` in Table 1 are starred and listed first."""
+    paired = {c for c, g in markers if g == gene}
+    first = [c for c in cell_types if c in paired]
+    rest = [c for c in cell_types if c not in paired]
+    return [{"label": f"★ {c} — Table 1 pair", "value": c} for c in first] + [{"label": c, "value": c} for c in rest]
+
+
+def provenance_banner(manifest: dict) -> html.Div:
+    """One line telling which layers are simulated and which are real."""
+    prov = manifest.get("provenance", {})
+    sim = [k for k, v in prov.items() if v == "simulated"]
+    mixed = [k for k, v in prov.items() if v == "mixed"]
+    real = [k for k, v in prov.items() if v == "real"]
+    parts = []
+    if sim:
+        parts.append(html.Span([html.B("Simulated: "), ", ".join(sim)], className="prov-sim"))
+    if mixed:
+        parts.append(html.Span([html.B(" Mixed: "), ", ".join(mixed)], className="prov-mixed"))
+    if real:
+        parts.append(html.Span([html.B(" Real: "), ", ".join(real)], className="prov-real"))
+    if not parts:
+        parts = [html.Span("Provenance of the layers is not recorded in this bundle.")]
+    return html.Div(parts, className="prov-banner", id="provenance-banner")
+
+
+def quality_note(gene: str, r: float, predictable: bool) -> html.Div:
+    """Surrogate quality of the gene: a badge, or a warning when the surrogate cannot predict it."""
+    if r is None or (isinstance(r, float) and math.isnan(r)):
+        return html.Div(f"Surrogate quality of {gene}: not recorded in the model.", className="muted small")
+    if predictable:
+        return html.Div([dbc.Badge("predictable", color="success", className="me-1"),
+                         f" surrogate held-out r = {r:.2f} for {gene}"], className="small")
+    return dbc.Alert(
+        f"The surrogate cannot predict {gene} well (held-out r = {r:.2f}): its explanations describe the model, "
+        "not the biology. Treat the arcs with caution.", color="warning", className="grids-alert small",
+    )
+
+
+def run_summary(result, stored: bool | None = None) -> html.Div:
+    """Header line of the run shown: id, method, settings, runtime, held-out effect."""
+    s = result.settings
+    direction = "close" if float(s.get("value", 0)) == 0 else "open"
+    effect = "lower" if float(s.get("sign", 1)) > 0 else "raise"
+    window = s.get("window")
+    bits = [
+        html.B(f"{result.gene} in {result.cell_type}"),
+        f" · {result.method} · L={s.get('L')} k={s.get('k')} β={s.get('beta')} seed={s.get('seed')}",
+        f" · {direction} peaks to {effect} expression",
+        f" · window {int(window) // 1000} kb" if window else " · genome-wide",
+        f" · run {result.run_id}",
+        f" · {result.runtime_s:.1f} s" + (" (stored)" if stored else ""),
+    ]
+    return html.Div(bits, className="run-summary")
+
+
+def heldout_card(result) -> html.Div:
+    """Held-out effect, locality and (simulated bundles) recovery of the planted enhancers."""
+    h = result.heldout or {}
+    rows = [
+        ("held-out cells", h.get("n_cells", "—")),
+        ("mean prediction before", fmt_num(h.get("mean_before"), ".4g")),
+        ("mean prediction after", fmt_num(h.get("mean_after"), ".4g")),
+        ("Δ (after − before)", fmt_num(h.get("delta"))),
+        ("relative Δ", fmt_num(h.get("relative"), "+.1%")),
+        ("objective J(S) / J(∅)", f"{fmt_num(result.objective)} / {fmt_num(result.baseline_objective)}"),
+        ("surrogate r (gene)", fmt_num(result.gene_r, ".2f") + ("" if result.predictable else "  ⚠ not predictable")),
+    ]
+    for key, val in (result.locality or {}).items():
+        if isinstance(val, int | float | str) and not isinstance(val, bool):
+            rows.append((f"locality: {key}", fmt_num(val, ".3g") if isinstance(val, float) else str(val)))
+    table = [html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in rows]
+    children = [html.H6("Held-out effect"), html.Table(table, className="kv")]
+    t = result.truth
+    if t:
+        trows = [
+            ("planted members", t.get("n_planted", "—")),
+            ("hits", t.get("hits", "—")),
+            ("recall", fmt_num(t.get("recall"), ".2f")),
+            ("precision", fmt_num(t.get("precision"), ".2f")),
+            ("decoys selected", t.get("decoys_selected", "—")),
+        ]
+        children += [html.H6(["Ground truth ", html.I("(simulated)")]),
+                     html.Table([html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in trows], className="kv")]
+    return html.Div(children, className="card-lite")
+
+
+def listed_links_table(listed: pd.DataFrame) -> html.Div:
+    """Links that are not drawn (peak outside the view or on another chromosome), never silently dropped."""
+    if listed is None or listed.empty:
+        return html.Div()
+    head = html.Tr([html.Th(c) for c in ("method", "rank", "peak", "position", "distance to TSS", "drop-one ΔJ", "why")])
+    body = [
+        html.Tr([
+            html.Td(r["method"]), html.Td(int(r["rank"])), html.Td(r["peak"]),
+            html.Td(f"{r['peak_chrom']}:{int(r['peak_start']) + 1:,}-{int(r['peak_end']):,}"),
+            html.Td(fmt_distance(r["distance_to_tss"])), html.Td(fmt_num(r["drop_one"]), className="num"),
+            html.Td(r["where"]),
+        ])
+        for _, r in listed.iterrows()
+    ]
+    return html.Details([
+        html.Summary(f"Links not drawn in this view: {len(listed)} (outside the window or on another chromosome)"),
+        html.Table([html.Thead(head), html.Tbody(body)], className="dense-table"),
+    ], open=True, className="listed-links")
+
+
+def overlay_table(rows: list[dict]) -> html.Div:
+    """Per overlay method: its stored run, overlap with the shown run, held-out effect."""
+    if not rows:
+        return html.Div()
+    head = html.Tr([html.Th(c) for c in ("method", "run", "L", "links", "overlap", "Jaccard", "held-out Δ", "recall")])
+    body = []
+    for r in rows:
+        if r.get("run_id") is None:
+            body.append(html.Tr([html.Td(r["method"]), html.Td(r.get("note", "not stored"), colSpan=7, className="muted")]))
+            continue
+        body.append(html.Tr([
+            html.Td(r["method"]), html.Td(r["run_id"]), html.Td(r.get("L", "—")), html.Td(r.get("n", "—")),
+            html.Td(r.get("overlap", "—")), html.Td(fmt_num(r.get("jaccard"), ".2f")),
+            html.Td(fmt_num(r.get("heldout_delta")), className="num"), html.Td(fmt_num(r.get("recall"), ".2f")),
+        ]))
+    return html.Div([html.H6("Method overlay (arcs mirrored below the axis)"),
+                     html.Table([html.Thead(head), html.Tbody(body)], className="dense-table")], className="overlay-box")
+
+
+LINK_COLUMNS = [
+    {"field": "rank", "headerName": "#", "width": 60, "filter": "agNumberColumnFilter", "pinned": "left"},
+    {"field": "peak", "headerName": "peak", "width": 190},
+    {"field": "peak_chrom", "headerName": "chrom", "width": 85},
+    {"field": "peak_start", "headerName": "start", "filter": "agNumberColumnFilter",
+     "valueFormatter": {"function": "d3.format(',')(params.value)"}},
+    {"field": "peak_end", "headerName": "end", "filter": "agNumberColumnFilter",
+     "valueFormatter": {"function": "d3.format(',')(params.value)"}},
+    {"field": "distance_to_tss", "headerName": "dist. to TSS (bp)", "width": 140, "filter": "agNumberColumnFilter",
+     "valueFormatter": {"function": "params.value == null ? 'trans' : d3.format(',')(params.value)"}},
+    {"field": "drop_one", "headerName": "drop-one ΔJ", "filter": "agNumberColumnFilter",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('+.4g')(params.value)"}},
+    {"field": "single", "headerName": "alone ΔJ", "filter": "agNumberColumnFilter",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('+.4g')(params.value)"}},
+    {"field": "gene", "headerName": "gene", "width": 90},
+    {"field": "tss", "headerName": "TSS", "valueFormatter": {"function": "d3.format(',')(params.value)"}},
+    {"field": "strand", "headerName": "strand", "width": 70},
+    {"field": "cell_type", "headerName": "cell type", "width": 90},
+    {"field": "method", "headerName": "method", "width": 90},
+    {"field": "run_id", "headerName": "run", "width": 150},
+]
+
+RUN_COLUMNS = [
+    {"field": "created", "headerName": "created", "sort": "desc", "minWidth": 190},
+    {"field": "gene", "headerName": "gene"},
+    {"field": "cell_type", "headerName": "cell type"},
+    {"field": "method", "headerName": "method"},
+    {"field": "L", "headerName": "L", "filter": "agNumberColumnFilter", "width": 70},
+    {"field": "seed", "headerName": "seed", "filter": "agNumberColumnFilter", "width": 80},
+    {"field": "heldout_delta", "headerName": "held-out Δ", "filter": "agNumberColumnFilter",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('+.4g')(params.value)"}},
+    {"field": "recall", "headerName": "recall (sim.)", "filter": "agNumberColumnFilter",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}},
+    {"field": "runtime_s", "headerName": "runtime (s)", "filter": "agNumberColumnFilter",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('.1f')(params.value)"}},
+    {"field": "run_id", "headerName": "run id", "minWidth": 150},
+    {"field": "open", "headerName": "", "width": 80, "cellStyle": {"color": "#1f5fa8", "cursor": "pointer"}},
+]

@@ -1,0 +1,706 @@
+"""Genome-browser figure: pure builders (bundle + result data -> plotly figure), no Dash, no engine calls.
+
+One figure, stacked tracks sharing one genomic x-axis: cytoband strip (own chromosome-wide axis), gene
+models, enhancer-promoter arcs (GRIDS above the axis, overlay methods mirrored below), peaks with the
+selected subset coloured by drop-one effect, planted enhancers (simulated bundles), pseudobulk ATAC
+coverage per cell type, and a Hi-C triangle with TAD outlines.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from grids_core.errors import SettingsError, UnknownNameError, suggest
+
+MAX_COVERAGE_POINTS = 2000
+MIN_WIDTH = 1_000
+DEFAULT_FLANK = 250_000
+MAX_AUTO_SPAN = 3_000_000
+EFFECT_SCALE = [  # signed effect: blue (negative) - grey (0, still visible on white) - red (positive)
+    [0.0, "rgb(33,102,172)"], [0.25, "rgb(103,169,207)"], [0.5, "rgb(190,190,190)"],
+    [0.75, "rgb(239,138,98)"], [1.0, "rgb(178,24,43)"],
+]
+TARGET_COLOR = "#c0392b"
+OTHER_COLOR = "#8a94a6"
+GENE_COLOR = "#1f3a5f"
+HIGHLIGHT_GENE = "#c0392b"
+METHOD_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")
+TRUTH_COLORS = {"promoter": "#d95f02", "enhancer-A": "#1b9e77", "enhancer-B": "#7570b3", "decoy": "#b0b0b0"}
+STAIN_COLORS = {
+    "gneg": "#ffffff", "gpos25": "#c8c8c8", "gpos50": "#969696", "gpos75": "#5a5a5a", "gpos100": "#000000",
+    "acen": "#c0392b", "gvar": "#dcdcdc", "stalk": "#6e7fa3",
+}
+_LOCUS_RE = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*:\s*([\d,]+)\s*(?:-\s*([\d,]+))?\s*$")
+
+
+# ---- loci ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Locus:
+    """A genomic window, 0-based half-open internally; shown 1-based inclusive like UCSC/IGV."""
+
+    chrom: str
+    start: int
+    end: int
+
+    @property
+    def width(self) -> int:
+        return self.end - self.start
+
+    def label(self) -> str:
+        """``chr2:170,000,001-171,000,000`` (1-based, commas)."""
+        return f"{self.chrom}:{self.start + 1:,}-{self.end:,}"
+
+    def igv(self) -> str:
+        """IGV locus string (1-based, no commas)."""
+        return f"{self.chrom}:{self.start + 1}-{self.end}"
+
+
+def parse_locus(text: str | None, bundle, chrom_sizes: dict[str, int] | None = None) -> Locus:
+    """Parse a gene name or ``chr:start-end`` (1-based, commas allowed); raise a GridsError with a fix."""
+    text = (text or "").strip()
+    if not text:
+        raise SettingsError("Enter a gene name (e.g. GAD1) or a region like chr2:170,500,000-171,200,000.")
+    sizes = dict(chrom_sizes or {})
+    m = _LOCUS_RE.match(text)
+    if m is None and ":" in text:
+        raise SettingsError(
+            f"Cannot read locus {text!r}: write chrom:start-end, e.g. chr2:170,500,000-171,200,000."
+        )
+    if m is None:
+        return gene_locus(bundle, bundle.gene_row(text)["name"])
+    chrom, a, b = m.group(1), m.group(2), m.group(3)
+    chroms = set(sizes) | set(bundle.peaks["chrom"].unique()) | set(bundle.genes["chrom"].unique())
+    if chrom not in chroms:
+        alt = chrom if chrom.lower().startswith("chr") else f"chr{chrom}"
+        fix = suggest(alt, sorted(chroms)) or f" Known chromosomes: {', '.join(sorted(chroms)[:6])}, ..."
+        raise UnknownNameError(f"Unknown chromosome {chrom!r} in locus {text!r}." + fix)
+    start = int(a.replace(",", ""))
+    if b is None:  # a single position: centre a 20 kb window on it
+        start, end = start - 10_000, start + 10_000
+    else:
+        end = int(b.replace(",", ""))
+    if end < start:
+        raise SettingsError(f"Locus {text!r} ends before it starts: write the smaller coordinate first.")
+    size = sizes.get(chrom)
+    if size is not None and start > size:
+        raise SettingsError(f"Locus {text!r} starts beyond the end of {chrom} ({size:,} bp).")
+    return _clamp(Locus(chrom, max(0, start - 1), end), size)
+
+
+def _clamp(locus: Locus, size: int | None) -> Locus:
+    start, end = locus.start, locus.end
+    if end - start < MIN_WIDTH:
+        mid = (start + end) // 2
+        start, end = mid - MIN_WIDTH // 2, mid + MIN_WIDTH // 2
+    start = max(0, start)
+    if size is not None:
+        end = min(end, size)
+    return Locus(locus.chrom, int(start), int(end))
+
+
+def gene_locus(bundle, gene: str, subset_mids: list[int] | None = None, flank: int = DEFAULT_FLANK) -> Locus:
+    """Default view of a gene: gene body and TSS +/- flank, widened to show its in-cis subset peaks."""
+    g = bundle.gene_row(gene)
+    tss = int(g["tss"])
+    lo, hi = min(int(g["start"]), tss - flank), max(int(g["end"]), tss + flank)
+    for mid in subset_mids or []:
+        if abs(mid - tss) <= MAX_AUTO_SPAN // 2:
+            lo, hi = min(lo, mid), max(hi, mid)
+    pad = int(0.04 * (hi - lo))
+    return _clamp(Locus(str(g["chrom"]), lo - pad, hi + pad), None)
+
+
+# ---- pure geometry ------------------------------------------------------------------------------
+def downsample_coverage(
+    starts: np.ndarray, ends: np.ndarray, values: np.ndarray, lo: int, hi: int, max_points: int = MAX_COVERAGE_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step line of per-peak values in [lo, hi): exact rectangles if they fit, else per-bin maxima.
+
+    Returns x, y with ``len(x) <= max_points``; maxima keep narrow strong peaks visible when binned.
+    """
+    starts, ends, values = (np.asarray(a) for a in (starts, ends, values))
+    keep = (ends > lo) & (starts < hi)
+    s, e, v = np.clip(starts[keep], lo, hi), np.clip(ends[keep], lo, hi), values[keep].astype(float)
+    if len(s) * 4 + 2 <= max_points:
+        order = np.argsort(s, kind="stable")
+        s, e, v = s[order], e[order], v[order]
+        x = np.column_stack([s, s, e, e]).ravel()
+        y = np.column_stack([np.zeros_like(v), v, v, np.zeros_like(v)]).ravel()
+        return np.concatenate([[lo], x, [hi]]).astype(float), np.concatenate([[0.0], y, [0.0]])
+    n_bins = max(1, max_points // 2)
+    edges = np.linspace(lo, hi, n_bins + 1)
+    first = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_bins - 1)
+    last = np.clip(np.searchsorted(edges, e, side="left") - 1, 0, n_bins - 1)
+    binned = np.zeros(n_bins)
+    span = last - first
+    for k in range(int(span.max()) + 1 if len(span) else 0):  # peaks are short: usually 1-2 passes
+        sel = span >= k
+        np.maximum.at(binned, first[sel] + k, v[sel])
+    x = np.column_stack([edges[:-1], edges[1:]]).ravel()
+    y = np.repeat(binned, 2)
+    return x, y
+
+
+def arc_xy(x0: float, x1: float, height: float, n: int = 41) -> tuple[np.ndarray, np.ndarray]:
+    """Half-ellipse from (x0, 0) to (x1, 0) with apex ``height`` (negative = mirrored below)."""
+    t = np.linspace(0.0, math.pi, n)
+    cx, rx = (x0 + x1) / 2.0, (x1 - x0) / 2.0
+    return cx - rx * np.cos(t), height * np.sin(t)
+
+
+def hic_pair_xy(i: int, j: int, start: int, bin_size: int) -> tuple[float, float]:
+    """Centre of the rotated cell of bins (i, j): x = midpoint of the two bins, y = their separation (bp)."""
+    i, j = min(i, j), max(i, j)
+    return start + (i + j + 1) * bin_size / 2.0, float((j - i) * bin_size)
+
+
+def hic_triangle(
+    matrix: np.ndarray, start: int, bin_size: int, lo: int, hi: int, max_cols: int = 320, max_sep: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotated (45 deg) Hi-C triangle on a regular grid: x (genomic), y (separation, bp), z = log1p(contacts).
+
+    A grid point (x, y) shows the pair of positions (x - y/2, x + y/2); NaN outside the matrix.
+    """
+    n = matrix.shape[0]
+    max_sep = int(max_sep if max_sep is not None else hi - lo)
+    step = max(bin_size / 2.0, (hi - lo) / max_cols)
+    xs = np.arange(lo + step / 2.0, hi, step)
+    ys = np.arange(step / 2.0, max_sep + step, step) if max_sep > 0 else np.array([step / 2.0])
+    X, Y = np.meshgrid(xs, ys)
+    i = np.floor((X - Y / 2.0 - start) / bin_size).astype(np.int64)
+    j = np.floor((X + Y / 2.0 - start) / bin_size).astype(np.int64)
+    ok = (i >= 0) & (j < n) & (i <= j)
+    z = np.full(X.shape, np.nan, dtype=np.float32)
+    z[ok] = np.log1p(np.asarray(matrix, dtype=float)[i[ok], j[ok]])
+    return xs, ys, z
+
+
+def pack_rows(starts: list[int], ends: list[int], gap: int) -> list[int]:
+    """Greedy row assignment so intervals (with labels, ``gap``) do not overlap in a row."""
+    order = np.argsort(starts, kind="stable")
+    row_end: list[float] = []
+    rows = [0] * len(starts)
+    for k in order:
+        for r, last in enumerate(row_end):
+            if starts[k] > last + gap:
+                row_end[r] = ends[k]
+                rows[k] = r
+                break
+        else:
+            row_end.append(ends[k])
+            rows[k] = len(row_end) - 1
+    return rows
+
+
+def split_links(links: pd.DataFrame, locus: Locus) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(drawn, listed): links whose peak lies in the view on the gene's chromosome are drawn; the rest listed."""
+    if links is None or links.empty:
+        empty = pd.DataFrame(columns=[*(links.columns if links is not None else []), "where"])
+        return empty, empty
+    same = (links["peak_chrom"] == links["gene_chrom"]) & (links["peak_chrom"] == locus.chrom)
+    inside = same & (links["peak_mid"] >= locus.start) & (links["peak_mid"] < locus.end)
+    listed = links[~inside].copy()
+    listed["where"] = np.where(
+        listed["peak_chrom"] != listed["gene_chrom"], "other chromosome",
+        np.where(listed["peak_chrom"] != locus.chrom, "other chromosome than view", "outside view"),
+    )
+    return links[inside].copy(), listed
+
+
+def fmt_distance(bp) -> str:
+    """Signed distance to the TSS in kb/Mb, or 'trans' when on another chromosome."""
+    if bp is None or (isinstance(bp, float) and math.isnan(bp)) or pd.isna(bp):
+        return "trans (other chromosome)"
+    bp = int(bp)
+    if abs(bp) >= 1_000_000:
+        return f"{bp / 1e6:+.2f} Mb"
+    return f"{bp / 1e3:+.1f} kb"
+
+
+def effect_colors(values: np.ndarray, vmax: float) -> list[str]:
+    """Colours of signed effects on the shared diverging scale (0 = white)."""
+    vmax = vmax if vmax > 0 else 1.0
+    pos = np.clip((np.asarray(values, dtype=float) / vmax + 1.0) / 2.0, 0.0, 1.0)
+    pos = np.nan_to_num(pos, nan=0.5)
+    return pcolors.sample_colorscale(EFFECT_SCALE, pos.tolist())
+
+
+# ---- the figure ---------------------------------------------------------------------------------
+@dataclass
+class Overlay:
+    """Another method's links shown mirrored below the GRIDS arcs."""
+
+    method: str
+    links: pd.DataFrame
+    heldout_delta: float | None = None
+
+
+@dataclass
+class GenomeView:
+    """Everything the browser figure draws (all plain data; the callback assembles it)."""
+
+    bundle: object
+    locus: Locus
+    gene: str | None = None
+    cell_type: str | None = None
+    links: pd.DataFrame | None = None
+    method: str = "grids"
+    overlays: list[Overlay] = field(default_factory=list)
+    cytobands: pd.DataFrame | None = None
+    chrom_size: int | None = None
+    height: int | None = None
+
+
+def _simulated(bundle, layer: str) -> bool:
+    prov = getattr(bundle, "manifest", {}).get("provenance", {}).get(layer)
+    return prov in ("simulated", "mixed")
+
+
+def track_plan(view: GenomeView) -> list[tuple[str, float]]:
+    """Rows of the figure (name, relative height) for this bundle."""
+    b = view.bundle
+    rows = [("cytoband", 0.035), ("genes", 0.11), ("arcs", 0.17), ("peaks", 0.05)]
+    if b.truth is not None and len(b.truth):
+        rows.append(("truth", 0.045))
+    for t in (b.coverage_types or []) if b.coverage is not None else []:
+        rows.append((f"cov:{t}", 0.04))
+    rows.append(("hic", 0.2))
+    return rows
+
+
+def genome_figure(view: GenomeView) -> go.Figure:
+    """The stacked-track browser figure for ``view`` (all tracks share the genomic x-axis)."""
+    plan = track_plan(view)
+    names = [n for n, _ in plan]
+    total = sum(h for _, h in plan)
+    fig = make_subplots(
+        rows=len(plan), cols=1, shared_xaxes=False, vertical_spacing=0.006, row_heights=[h / total for _, h in plan]
+    )
+    row = {n: k + 1 for k, n in enumerate(names)}
+    try:
+        return _draw(fig, view, plan, row)
+    finally:
+        _ANNOTATIONS.pop(id(fig), None)
+
+
+def _draw(fig: go.Figure, view: GenomeView, plan: list[tuple[str, float]], row: dict[str, int]) -> go.Figure:
+    """Fill the subplots of ``genome_figure``."""
+    total = sum(h for _, h in plan)
+    loc = view.locus
+    _cytoband_track(fig, view, row["cytoband"])
+    _gene_track(fig, view, row["genes"])
+    listed = _arc_track(fig, view, row["arcs"])
+    _peak_track(fig, view, row["peaks"])
+    if "truth" in row:
+        _truth_track(fig, view, row["truth"])
+    _coverage_tracks(fig, view, {n[4:]: r for n, r in row.items() if n.startswith("cov:")})
+    _hic_track(fig, view, row["hic"])
+
+    # shared genomic axis for every row below the cytoband strip
+    for k in range(2, len(plan) + 1):
+        fig.update_xaxes(
+            row=k, col=1, matches="x2" if k > 2 else None, range=[loc.start, loc.end], showticklabels=(k == len(plan)),
+            showgrid=False, zeroline=False, showspikes=True, spikemode="across", spikethickness=1,
+            spikecolor="#999", spikedash="dot", tickformat="~s", ticks="outside" if k == len(plan) else "",
+        )
+    fig.update_xaxes(row=len(plan), col=1, title_text=f"{loc.chrom} position (bp)", title_standoff=4)
+    fig.update_yaxes(showgrid=False, zeroline=False, fixedrange=True)
+    for name, r in row.items():
+        _row_label(fig, r, _label_of(view, name), emphasis=(name == f"cov:{view.cell_type}"))
+    fig.update_layout(annotations=_ANNOTATIONS.pop(id(fig), []))
+    height = view.height or int(140 + 900 * total)
+    title = f"{view.gene or ''} {('in ' + view.cell_type) if view.cell_type else ''} — {loc.label()}".strip()
+    fig.update_layout(
+        height=height, margin=dict(l=150, r=90, t=34, b=36), plot_bgcolor="white", paper_bgcolor="white",
+        hovermode="closest", dragmode="pan", showlegend=True, bargap=0, barmode="overlay",
+        legend=dict(orientation="h", y=1.0, x=1.0, xanchor="right", yanchor="bottom", font=dict(size=10)),
+        title=dict(text=title, x=0.01, y=0.995, yanchor="top", font=dict(size=13)),
+        uirevision=loc.label(), font=dict(family="Inter, Helvetica, Arial, sans-serif", size=11),
+        meta={"listed_links": int(len(listed))},
+    )
+    return fig
+
+
+_ANNOTATIONS: dict[int, list[dict]] = {}
+
+
+def _annotations(fig: go.Figure) -> list[dict]:
+    """Annotations of a figure under construction, set in one go at the end (adding them one by one is quadratic)."""
+    return _ANNOTATIONS.setdefault(id(fig), [])
+
+
+def _label_of(view: GenomeView, name: str) -> str:
+    b = view.bundle
+    if name == "cytoband":
+        return f"{view.locus.chrom}"
+    if name == "genes":
+        return "Genes"
+    if name == "arcs":
+        return f"Links ({view.method})" + ("<br><span style='font-size:9px'>others mirrored</span>" if view.overlays else "")
+    if name == "peaks":
+        return "Peaks" + (" <i>(real)</i>" if b.manifest.get("provenance", {}).get("peaks") == "real" else "")
+    if name == "truth":
+        return "Planted <i>(simulated)</i>"
+    if name == "hic":
+        return "Hi-C" + (" <i>(simulated)</i>" if _simulated(b, "hic") else "")
+    if name.startswith("cov:"):
+        t = name[4:]
+        sim = " <i>(sim.)</i>" if _simulated(b, "coverage") else ""
+        return f"<b>{t}</b>{sim}" if t == view.cell_type else f"{t}{sim}"
+    return name
+
+
+def _row_label(fig: go.Figure, row: int, text: str, emphasis: bool = False) -> None:
+    yaxis = fig.get_subplot(row, 1).yaxis
+    lo, hi = yaxis.domain
+    _annotations(fig).append(dict(
+        text=text, xref="paper", yref="paper", x=-0.005, y=(lo + hi) / 2, xanchor="right", yanchor="middle",
+        showarrow=False, font=dict(size=10, color=TARGET_COLOR if emphasis else "#333"), align="right",
+    ))
+
+
+def _cytoband_track(fig: go.Figure, view: GenomeView, row: int) -> None:
+    loc, bands = view.locus, view.cytobands
+    size = view.chrom_size or loc.end
+    if bands is not None and len(bands):
+        bands = bands[bands["chrom"] == loc.chrom]
+    if bands is None or bands.empty:
+        fig.add_trace(go.Bar(x=[size], base=[0], y=[0], orientation="h", marker_color="#e5e5e5",
+                             marker_line=dict(color="#444", width=1), width=0.8, showlegend=False,
+                             hoverinfo="skip"), row=row, col=1)
+    else:
+        size = max(size, int(bands["end"].max()))
+        for stain, grp in bands.groupby("stain", sort=False):
+            fig.add_trace(go.Bar(
+                x=(grp["end"] - grp["start"]).tolist(), base=grp["start"].tolist(), y=[0] * len(grp), orientation="h",
+                width=0.8, marker_color=STAIN_COLORS.get(stain, "#dddddd"), marker_line=dict(color="#555", width=0.5),
+                showlegend=False, name=str(stain), customdata=grp["band"].tolist(),
+                hovertemplate=f"{loc.chrom}%{{customdata}} ({stain})<extra></extra>",
+            ), row=row, col=1)
+    xref = fig.get_subplot(row, 1).xaxis.plotly_name.replace("axis", "")
+    yref = fig.get_subplot(row, 1).yaxis.plotly_name.replace("axis", "")
+    fig.add_shape(type="rect", x0=loc.start, x1=max(loc.end, loc.start + size * 0.004), y0=-0.6, y1=0.6,
+                  xref=xref, yref=yref, line=dict(color=TARGET_COLOR, width=2), fillcolor="rgba(192,57,43,0.25)")
+    fig.update_xaxes(row=row, col=1, range=[0, size], showticklabels=False, fixedrange=True, showgrid=False)
+    fig.update_yaxes(row=row, col=1, range=[-0.6, 0.6], showticklabels=False)
+
+
+def _gene_track(fig: go.Figure, view: GenomeView, row: int) -> None:
+    b, loc = view.bundle, view.locus
+    g = b.genes
+    g = g[(g["chrom"] == loc.chrom) & (g["end"] > loc.start) & (g["start"] < loc.end)]
+    if g.empty:
+        _note(fig, row, "no genes in view")
+        fig.update_yaxes(row=row, col=1, range=[-1, 1], showticklabels=False)
+        return
+    bp_per_char = loc.width / 1000.0 * 7.5  # ~1000 px of plot width, ~7.5 px per label character
+    mids = ((g["start"].clip(lower=loc.start) + g["end"].clip(upper=loc.end)) / 2).to_numpy()
+    half = np.array([len(str(n)) for n in g["name"]]) * bp_per_char / 2
+    rows = pack_rows(np.minimum(g["start"], mids - half).tolist(), np.maximum(g["end"], mids + half).tolist(),
+                     int(bp_per_char))
+    n_rows = max(rows) + 1
+    ex = b.exons
+    ex = ex[ex["gene_name"].isin(set(g["name"]))] if ex is not None and len(ex) else ex
+    arrow_step = loc.width / 45.0
+    lines_x: dict[str, list] = {"hi": [], "lo": []}
+    lines_y: dict[str, list] = {"hi": [], "lo": []}
+    boxes: dict[str, tuple[list, list]] = {"hi": ([], []), "lo": ([], [])}
+    arrows: dict[str, dict[str, list]] = {}
+    hover_x, hover_y, hover_t = [], [], []
+    for (_, r), yrow in zip(g.iterrows(), rows, strict=True):
+        y = -yrow
+        key = "hi" if r["name"] == view.gene else "lo"
+        s, e = max(int(r["start"]), loc.start), min(int(r["end"]), loc.end)
+        lines_x[key] += [s, e, None]
+        lines_y[key] += [y, y, None]
+        n_arrows = int((e - s) // arrow_step)
+        if n_arrows > 0:
+            xs = np.linspace(s, e, n_arrows + 2)[1:-1]
+            a = arrows.setdefault(f"{key}{r['strand']}", {"x": [], "y": []})
+            a["x"] += xs.tolist()
+            a["y"] += [y] * len(xs)
+        if ex is not None and len(ex):
+            for e0, e1 in ex.loc[ex["gene_name"] == r["name"], ["start", "end"]].itertuples(index=False):
+                bx, by = boxes[key]
+                bx += [e0, e0, e1, e1, e0, None]
+                by += [y - 0.28, y + 0.28, y + 0.28, y - 0.28, y - 0.28, None]
+        tss = int(r["tss"])
+        hover_x += [s, (s + e) / 2, e]
+        hover_y += [y, y, y]
+        text = (f"<b>{r['name']}</b> ({r['strand']})<br>{r['chrom']}:{int(r['start']) + 1:,}-{int(r['end']):,}"
+                f"<br>TSS {tss + 1:,}")
+        hover_t += [text] * 3
+        _annotations(fig).append(dict(
+            x=(s + e) / 2, y=y + 0.42, text=f"<b>{r['name']}</b>" if key == "hi" else str(r["name"]),
+            showarrow=False, font=dict(size=10 if key == "hi" else 9, color=HIGHLIGHT_GENE if key == "hi" else GENE_COLOR),
+            xref=_ax(fig, row, "x"), yref=_ax(fig, row, "y"), yanchor="bottom",
+        ))
+    for key, color, width in (("lo", GENE_COLOR, 1), ("hi", HIGHLIGHT_GENE, 1.5)):
+        if lines_x[key]:
+            fig.add_trace(go.Scatter(x=lines_x[key], y=lines_y[key], mode="lines", line=dict(color=color, width=width),
+                                     hoverinfo="skip", showlegend=False), row=row, col=1)
+        bx, by = boxes[key]
+        if bx:
+            fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", fill="toself", fillcolor=color, line=dict(color=color, width=1),
+                                     hoverinfo="skip", showlegend=False), row=row, col=1)
+    for key, a in arrows.items():
+        color = HIGHLIGHT_GENE if key.startswith("hi") else GENE_COLOR
+        symbol = "triangle-right" if key.endswith("+") else "triangle-left"
+        fig.add_trace(go.Scatter(x=a["x"], y=a["y"], mode="markers", marker=dict(symbol=symbol, size=6, color=color),
+                                 hoverinfo="skip", showlegend=False), row=row, col=1)
+    fig.add_trace(go.Scatter(x=hover_x, y=hover_y, mode="markers", marker=dict(size=10, opacity=0), text=hover_t,
+                             hoverinfo="text", showlegend=False, name="genes"), row=row, col=1)
+    fig.update_yaxes(row=row, col=1, range=[-(n_rows - 1) - 0.6, 1.1], showticklabels=False)
+
+
+def _ax(fig: go.Figure, row: int, axis: str) -> str:
+    sub = fig.get_subplot(row, 1)
+    name = (sub.xaxis if axis == "x" else sub.yaxis).plotly_name
+    return name.replace("axis", "")
+
+
+def _note(fig: go.Figure, row: int, text: str, x: float = 0.5, y: float = 0.5, anchor: str = "center",
+          yanchor: str = "middle") -> None:
+    """Text in a track's own paper-domain position."""
+    sub = fig.get_subplot(row, 1)
+    lo, hi = sub.yaxis.domain
+    _annotations(fig).append(dict(text=text, xref="paper", yref="paper", x=x, y=lo + y * (hi - lo), xanchor=anchor,
+                                  yanchor=yanchor, showarrow=False, font=dict(size=10, color="#666"), align="left",
+                                  bgcolor="rgba(255,255,255,0.85)"))
+
+
+def _effect_max(view: GenomeView) -> float:
+    vals = []
+    if view.links is not None and len(view.links):
+        vals += np.abs(view.links["drop_one"].astype(float)).tolist()
+    vmax = float(np.nanmax(vals)) if vals else 0.0
+    return vmax if vmax > 0 else 1.0
+
+
+def _arc_track(fig: go.Figure, view: GenomeView, row: int) -> pd.DataFrame:
+    """GRIDS arcs above the axis, overlays mirrored below; returns the links that are listed, not drawn."""
+    loc, links = view.locus, view.links
+    vmax = _effect_max(view)
+    all_listed = []
+    has_overlays = bool(view.overlays)
+    ymin = -1.1 if has_overlays else -0.1
+    tss_x: set[int] = set()
+    if links is not None and len(links):
+        drawn, listed = split_links(links, loc)
+        all_listed.append(listed.assign(method=view.method))
+        colors = effect_colors(drawn["drop_one"].to_numpy(), vmax)
+        for (_, r), color in zip(drawn.iterrows(), colors, strict=True):
+            x0, x1 = int(r["peak_mid"]), int(r["tss"])
+            tss_x.add(x1)
+            h = min(1.0, 0.25 + 0.75 * abs(x1 - x0) / max(loc.width, 1))
+            xs, ys = arc_xy(x0, x1, h)
+            eff = float(r["drop_one"]) if pd.notna(r["drop_one"]) else float("nan")
+            width = 1.0 + 5.0 * (abs(eff) / vmax if math.isfinite(eff) else 0.0)
+            text = _link_hover(r, view.method)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=width), text=[text] * len(xs),
+                                     hoverinfo="text", showlegend=False, name=f"arc {r['peak']}"), row=row, col=1)
+        if len(drawn):
+            # invisible carrier of the signed colour legend (colorbar) for arcs and subset peaks
+            fig.add_trace(go.Scatter(
+                x=[loc.start], y=[0], mode="markers", hoverinfo="skip", showlegend=False, name="effect scale",
+                marker=dict(size=0.1, color=[0], cmin=-vmax, cmax=vmax, colorscale=EFFECT_SCALE, showscale=True,
+                            colorbar=dict(title=dict(text="drop-one<br>ΔJ", side="top", font=dict(size=10)), len=0.22,
+                                          y=1.0, yanchor="top", thickness=10, x=1.01, tickfont=dict(size=9))),
+            ), row=row, col=1)
+    else:
+        _note(fig, row, "no run shown — choose gene and cell type, then Run (stored runs load at once)", y=0.6)
+    for k, ov in enumerate(view.overlays):
+        color = METHOD_COLORS[k % len(METHOD_COLORS)]
+        if ov.links is None or ov.links.empty:
+            continue
+        drawn, listed = split_links(ov.links, loc)
+        all_listed.append(listed.assign(method=ov.method))
+        ov_max = float(np.nanmax(np.abs(ov.links["drop_one"].astype(float)))) if len(ov.links) else 1.0
+        ov_max = ov_max if ov_max > 0 else 1.0
+        first = True
+        for _, r in drawn.iterrows():
+            x0, x1 = int(r["peak_mid"]), int(r["tss"])
+            tss_x.add(x1)
+            h = -min(1.0, 0.25 + 0.75 * abs(x1 - x0) / max(loc.width, 1))
+            xs, ys = arc_xy(x0, x1, h)
+            eff = float(r["drop_one"]) if pd.notna(r["drop_one"]) else 0.0
+            fig.add_trace(go.Scatter(
+                x=xs, y=ys, mode="lines", line=dict(color=color, width=1.0 + 4.0 * abs(eff) / ov_max),
+                text=[_link_hover(r, ov.method)] * len(xs), hoverinfo="text", legendgroup=ov.method,
+                showlegend=first, name=f"{ov.method} links (below)",
+            ), row=row, col=1)
+            first = False
+        if first:  # nothing drawn: still show the method in the legend
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=color), name=f"{ov.method} links (below)",
+                                     showlegend=True), row=row, col=1)
+    if tss_x:
+        fig.add_trace(go.Scatter(x=sorted(tss_x), y=[0] * len(tss_x), mode="markers", showlegend=False,
+                                 marker=dict(symbol="diamond", size=8, color=HIGHLIGHT_GENE), hoverinfo="text",
+                                 text=[f"TSS {view.gene} {x + 1:,}" for x in sorted(tss_x)]), row=row, col=1)
+    listed = pd.concat(all_listed, ignore_index=True) if all_listed else pd.DataFrame()
+    if len(listed):
+        lines = [f"{r['method']}: {r['peak']} ({r['peak_chrom']}:{int(r['peak_start']) + 1:,}, "
+                 f"{fmt_distance(r['distance_to_tss'])}, {r['where']})" for _, r in listed.head(4).iterrows()]
+        more = f"<br>… and {len(listed) - 4} more (see 'Links not drawn')" if len(listed) > 4 else ""
+        _note(fig, row, f"<b>{len(listed)} link(s) not drawn:</b><br>" + "<br>".join(lines) + more,
+              x=0.995, y=1.0, anchor="right", yanchor="top")
+    fig.add_hline(y=0, line=dict(color="#bbb", width=1), row=row, col=1)
+    fig.update_yaxes(row=row, col=1, range=[ymin, 1.08], showticklabels=False)
+    return listed
+
+
+def _link_hover(r: pd.Series, method: str) -> str:
+    eff = r["drop_one"]
+    eff_s = f"{float(eff):+.4g}" if pd.notna(eff) else "n/a"
+    single = r.get("single")
+    single_s = f"<br>alone ΔJ: {float(single):+.4g}" if single is not None and pd.notna(single) else ""
+    return (f"<b>{method}</b> #{int(r['rank'])}: {r['peak']}<br>{r['peak_chrom']}:{int(r['peak_start']) + 1:,}-"
+            f"{int(r['peak_end']):,}<br>→ {r['gene']} TSS {int(r['tss']) + 1:,}<br>distance to TSS: "
+            f"{fmt_distance(r['distance_to_tss'])}<br>drop-one ΔJ: {eff_s}{single_s}")
+
+
+def _peaks_in(view: GenomeView) -> pd.DataFrame:
+    p = view.bundle.peaks
+    loc = view.locus
+    sel = (p["chrom"] == loc.chrom).to_numpy() & (p["end"].to_numpy() > loc.start) & (p["start"].to_numpy() < loc.end)
+    return p[sel]
+
+
+def _tss(view: GenomeView) -> tuple[int | None, int]:
+    if not view.gene:
+        return None, 1
+    g = view.bundle.gene_row(view.gene)
+    return (int(g["tss"]) if g["chrom"] == view.locus.chrom else None), (1 if g["strand"] == "+" else -1)
+
+
+def _peak_track(fig: go.Figure, view: GenomeView, row: int) -> None:
+    p = _peaks_in(view)
+    tss, sign = _tss(view)
+    mids = ((p["start"] + p["end"]) // 2).to_numpy()
+    dist = [fmt_distance((m - tss) * sign) if tss is not None else "—" for m in mids]
+    text = [f"{n}<br>{c}:{s + 1:,}-{e:,}<br>distance to TSS: {d}"
+            for n, c, s, e, d in zip(p["name"], p["chrom"], p["start"], p["end"], dist, strict=True)]
+    fig.add_trace(go.Bar(
+        x=mids.tolist(), y=[0.45] * len(p), width=(p["end"] - p["start"]).tolist(), base=[0.0] * len(p),
+        marker=dict(color="#9aa3b0", line=dict(color="#9aa3b0", width=1)), hoverinfo="text", text=text,
+        textposition="none", showlegend=False, name="peaks",
+    ), row=row, col=1)
+    links = view.links
+    if links is not None and len(links):
+        drawn, _ = split_links(links, view.locus)
+        if len(drawn):
+            vmax = _effect_max(view)
+            colors = effect_colors(drawn["drop_one"].to_numpy(), vmax)
+            fig.add_trace(go.Bar(
+                x=drawn["peak_mid"].tolist(), y=[1.0] * len(drawn), base=[0.0] * len(drawn),
+                width=[max(int(w), int(view.locus.width / 400)) for w in (drawn["peak_end"] - drawn["peak_start"])],
+                marker=dict(color=colors, line=dict(color="#222", width=0.6)), hoverinfo="text", textposition="none",
+                text=[_link_hover(r, view.method) for _, r in drawn.iterrows()], name=f"{view.method} subset",
+                showlegend=False,
+            ), row=row, col=1)
+    fig.update_yaxes(row=row, col=1, range=[0, 1.05], showticklabels=False)
+
+
+def _truth_track(fig: go.Figure, view: GenomeView, row: int) -> None:
+    t = view.bundle.truth
+    t = t[(t["gene"] == view.gene) & (t["cell_type"] == view.cell_type)] if view.gene and view.cell_type else t.iloc[:0]
+    if t.empty:
+        _note(fig, row, f"no planted enhancers for {view.gene or '—'} in {view.cell_type or '—'} (simulated truth)")
+        fig.update_yaxes(row=row, col=1, range=[0, 1], showticklabels=False)
+        return
+    p = view.bundle.peaks.iloc[t["peak_index"].to_numpy()].reset_index(drop=True)
+    t = t.reset_index(drop=True)
+    chosen = set(view.links["peak"]) if view.links is not None and len(view.links) else set()
+    tss, sign = _tss(view)
+    for group, color in TRUTH_COLORS.items():
+        sel = (t["group"] == group).to_numpy()
+        if not sel.any():
+            continue
+        pp, tt = p[sel], t[sel]
+        mids = ((pp["start"] + pp["end"]) // 2).to_numpy()
+        labels = {"promoter": "promoter", "decoy": "decoy (drives nothing)"}.get(group, f"{group} (OR group)")
+        text = [f"planted {labels} — simulated<br>{n}<br>{c}:{s + 1:,}-{e:,}<br>distance to TSS: "
+                f"{fmt_distance((m - tss) * sign) if tss is not None else '—'}<br>"
+                f"{'selected by ' + view.method if n in chosen else 'not selected'}"
+                for n, c, s, e, m in zip(tt["peak"], pp["chrom"], pp["start"], pp["end"], mids, strict=True)]
+        fig.add_trace(go.Bar(
+            x=mids.tolist(), y=[0.8] * len(pp), base=[0.1] * len(pp),
+            width=[max(int(w), int(view.locus.width / 300)) for w in (pp["end"] - pp["start"])],
+            marker=dict(color=color, line=dict(color=color, width=1)), name=f"planted {group} (simulated)",
+            legendgroup="truth", hoverinfo="text", text=text, textposition="none",
+        ), row=row, col=1)
+        hit = [m for m, n in zip(mids, tt["peak"], strict=True) if n in chosen]
+        if hit:
+            fig.add_trace(go.Scatter(x=hit, y=[0.5] * len(hit), mode="markers", hoverinfo="skip", showlegend=False,
+                                     marker=dict(symbol="star", size=9, color="#111")), row=row, col=1)
+    fig.update_yaxes(row=row, col=1, range=[0, 1], showticklabels=False)
+
+
+def _coverage_tracks(fig: go.Figure, view: GenomeView, rows: dict[str, int]) -> None:
+    b, loc = view.bundle, view.locus
+    if not rows:
+        return
+    p = _peaks_in(view)
+    idx = p.index.to_numpy()
+    types = list(b.coverage_types)
+    ymax = float(np.max(b.coverage[:, idx])) if len(idx) else 1.0
+    ymax = ymax if ymax > 0 else 1.0
+    for t, r in rows.items():
+        vals = b.coverage[types.index(t), idx] if len(idx) else np.array([])
+        x, y = downsample_coverage(p["start"].to_numpy(), p["end"].to_numpy(), vals, loc.start, loc.end)
+        x, y = np.round(x).astype(np.int32), y.astype(np.float32)  # compact binary JSON (coordinates < 2^31)
+        target = t == view.cell_type
+        color = TARGET_COLOR if target else OTHER_COLOR
+        fig.add_trace(go.Scatter(
+            x=x, y=y, mode="lines", fill="tozeroy", line=dict(color=color, width=0.8),
+            fillcolor="rgba(192,57,43,0.55)" if target else "rgba(138,148,166,0.45)", showlegend=False,
+            name=f"{t} coverage", hovertemplate=f"{t}: %{{y:.2f}} of cells open<br>%{{x:,.0f}}<extra></extra>",
+        ), row=r, col=1)
+        fig.update_yaxes(row=r, col=1, range=[0, ymax * 1.05], showticklabels=False)
+
+
+def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
+    b, loc = view.bundle, view.locus
+    max_sep = loc.width
+    entry = None
+    for gene, h in (b.hic or {}).items():
+        n = h["matrix"].shape[0]
+        if h["chrom"] == loc.chrom and h["start"] < loc.end and h["start"] + n * h["bin_size"] > loc.start:
+            if entry is None or gene == view.gene:
+                entry = h
+    if entry is not None:
+        xs, ys, z = hic_triangle(entry["matrix"], entry["start"], entry["bin_size"], loc.start, loc.end, max_sep=max_sep)
+        fig.add_trace(go.Heatmap(
+            x=xs, y=ys, z=z, colorscale="YlOrRd", showscale=False, name="Hi-C", hoverongaps=False,
+            zmin=float(np.nanpercentile(z, 5)) if np.isfinite(z).any() else 0.0,
+            zmax=float(np.nanpercentile(z, 99.5)) if np.isfinite(z).any() else 1.0,
+            hovertemplate="midpoint %{x:,.0f}<br>separation %{y:,.0f} bp<br>log1p(contacts) %{z:.2f}<extra>Hi-C</extra>",
+        ), row=row, col=1)
+    else:
+        _note(fig, row, "no Hi-C data at this locus", y=0.7)
+    tads = b.tads
+    tads = tads[(tads["chrom"] == loc.chrom) & (tads["end"] > loc.start) & (tads["start"] < loc.end)] if len(tads) else tads
+    if tads is None or tads.empty:
+        _note(fig, row, "no TAD data at this locus", y=0.4)
+    else:
+        for sim, grp in tads.groupby(tads["simulated"].astype(int)):
+            xs_l, ys_l = [], []
+            for s, e in grp[["start", "end"]].itertuples(index=False):
+                xs_l += [s, (s + e) / 2, e, None]
+                ys_l += [0, e - s, 0, None]
+            name = "TADs (simulated)" if sim else "TADs GM12878 (real, lifted hg19→hg38)"
+            fig.add_trace(go.Scatter(
+                x=xs_l, y=ys_l, mode="lines", name=name, legendgroup="tads",
+                line=dict(color="#2c3e50" if sim else "#2471a3", width=1.2, dash="dot" if sim else "solid"),
+                hoverinfo="skip",
+            ), row=row, col=1)
+    fig.update_yaxes(row=row, col=1, range=[0, max_sep], showticklabels=True, tickformat="~s",
+                     tickfont=dict(size=8))

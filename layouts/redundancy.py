@@ -1,0 +1,146 @@
+"""Redundancy panel: pure figure builders for one explanation result (drop-one, pairwise, trajectory, vs L)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from layouts.genome import EFFECT_SCALE, fmt_distance
+
+_FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=11)
+
+
+def _base(fig: go.Figure, title: str, height: int = 300) -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, x=0.02, font=dict(size=12)), height=height + 60, margin=dict(l=10, r=10, t=36, b=100),
+        plot_bgcolor="white", paper_bgcolor="white", font=_FONT, showlegend=True,
+        legend=dict(orientation="v", y=-0.2, yanchor="top", x=0, font=dict(size=10)),
+    )
+    fig.update_xaxes(showline=True, linecolor="#ccc", gridcolor="#eee", zerolinecolor="#bbb")
+    fig.update_yaxes(showline=True, linecolor="#ccc", gridcolor="#eee", zerolinecolor="#bbb")
+    return fig
+
+
+def empty_figure(message: str, height: int = 200) -> go.Figure:
+    """A blank figure carrying a centred message (used before a run is shown)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=12, color="#777"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=20, b=10), plot_bgcolor="white", paper_bgcolor="white")
+    return fig
+
+
+def member_labels(result, links: pd.DataFrame | None = None) -> list[str]:
+    """``#rank peak (distance)`` for each subset member, in rank order."""
+    out = []
+    for k, name in enumerate(result.peak_names):
+        dist = ""
+        if links is not None and k < len(links):
+            dist = f" ({fmt_distance(links['distance_to_tss'].iloc[k])})"
+        out.append(f"#{k + 1} {name}{dist}")
+    return out
+
+
+def drop_one_figure(result, links: pd.DataFrame | None = None) -> go.Figure:
+    """Drop-one effect of each member (and its effect alone): small drop-one but large joint effect = redundancy."""
+    labels = member_labels(result, links)
+    fig = go.Figure()
+    drop = np.asarray(result.drop_one, dtype=float)
+    fig.add_trace(go.Bar(
+        y=labels, x=drop, orientation="h", name="drop-one: J(S∖r) − J(S)",
+        marker_color=["#b2182b" if v >= 0 else "#2166ac" for v in drop],
+        hovertemplate="%{y}<br>drop-one ΔJ %{x:+.4g}<extra></extra>",
+    ))
+    if len(result.single) == len(drop):
+        fig.add_trace(go.Bar(
+            y=labels, x=np.asarray(result.single, dtype=float), orientation="h", name="alone: J({r}) − J(∅)",
+            marker_color="rgba(120,120,120,0.55)", hovertemplate="%{y}<br>alone ΔJ %{x:+.4g}<extra></extra>",
+        ))
+    _base(fig, "Members: drop-one effect vs effect alone", height=max(260, 70 + 22 * len(labels)))
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=9))
+    fig.update_xaxes(title=dict(text="ΔJ (objective units)", font=dict(size=10)))
+    return fig
+
+
+def pairwise_matrix(result, mode: str = "excess") -> np.ndarray:
+    """[L, L] joint drop effects; ``excess`` subtracts both drop-one effects (redundant pairs > 0)."""
+    pw = np.asarray(result.pairwise, dtype=float)
+    if pw.size == 0:
+        return pw
+    if mode == "joint":
+        return pw
+    d = np.asarray(result.drop_one, dtype=float)[: pw.shape[0]]
+    out = pw - d[:, None] - d[None, :]
+    np.fill_diagonal(out, np.nan)
+    return out
+
+
+def pairwise_figure(result, mode: str = "excess", links: pd.DataFrame | None = None) -> go.Figure:
+    """Heatmap of pairwise joint-drop effects; members that compensate each other stand out."""
+    mat = pairwise_matrix(result, mode)
+    if mat.size == 0:
+        return empty_figure("no pairwise effects stored for this run")
+    labels = [f"#{k + 1}" for k in range(mat.shape[0])]
+    names = member_labels(result, links)
+    vmax = float(np.nanmax(np.abs(mat))) if np.isfinite(mat).any() else 1.0
+    pw = np.asarray(result.pairwise, dtype=float)
+    hover = [[f"{names[i]}<br>{names[j]}<br>joint drop {pw[i, j]:+.4g}<br>"
+              f"excess over single drops {pw[i, j] - result.drop_one[i] - result.drop_one[j]:+.4g}"
+              for j in range(mat.shape[1])] for i in range(mat.shape[0])]
+    fig = go.Figure(go.Heatmap(
+        z=mat, x=labels, y=labels, colorscale=EFFECT_SCALE, zmin=-vmax, zmax=vmax, text=hover,
+        hovertemplate="%{text}<extra></extra>", colorbar=dict(thickness=10, len=0.8, tickfont=dict(size=9)),
+        hoverongaps=False,
+    ))
+    title = ("Pairwise redundancy: J(S∖{i,j}) − J(S) − drop_i − drop_j" if mode == "excess"
+             else "Pairwise joint drop: J(S∖{i,j}) − J(S)")
+    _base(fig, title, height=320)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showgrid=False)
+    fig.update_xaxes(showgrid=False)
+    return fig
+
+
+def trajectory_figure(result) -> go.Figure:
+    """Objective J after each search step, with the unperturbed baseline."""
+    traj = np.asarray(result.trajectory, dtype=float)
+    if traj.size == 0:
+        return empty_figure("no trajectory stored for this run")
+    fig = go.Figure(go.Scatter(x=np.arange(len(traj)), y=traj, mode="lines+markers", name="J(S) per step",
+                               line=dict(color="#1f3a5f"), marker=dict(size=4)))
+    if math.isfinite(result.baseline_objective):
+        fig.add_hline(y=result.baseline_objective, line=dict(dash="dot", color="#999"),
+                      annotation_text="J(∅) baseline", annotation_font_size=9)
+    _base(fig, f"Objective trajectory ({result.method})")
+    fig.update_xaxes(title=dict(text="step", font=dict(size=10)))
+    fig.update_yaxes(title=dict(text="J (lower = stronger)", font=dict(size=10)))
+    return fig
+
+
+def effect_vs_l_figure(runs: list[dict], current_run: str | None = None) -> go.Figure:
+    """Held-out effect of stored runs of one gene/type/method against subset size L."""
+    df = pd.DataFrame(runs)
+    if df.empty or "L" not in df or df["L"].nunique() < 2:
+        have = "" if df.empty else f"<br>(stored so far: L = {', '.join(str(v) for v in sorted(df['L'].dropna().unique()))})"
+        return empty_figure(f"Effect vs L needs stored runs at two or more L —<br>run other L values to draw it{have}")
+    df = df.dropna(subset=["L", "heldout_delta"]).sort_values("L")
+    mean = df.groupby("L")["heldout_delta"].mean()
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=mean.index, y=mean.values, mode="lines", name="mean over seeds",
+                             line=dict(color="#1f3a5f")))
+    fig.add_trace(go.Scatter(x=df["L"], y=df["heldout_delta"], mode="markers", name="stored runs",
+                             marker=dict(color="#8a94a6", size=7), text=df["run_id"],
+                             hovertemplate="L=%{x}<br>held-out Δ %{y:+.4g}<br>run %{text}<extra></extra>"))
+    cur = df[df["run_id"] == current_run]
+    if len(cur):
+        fig.add_trace(go.Scatter(x=cur["L"], y=cur["heldout_delta"], mode="markers", name="this run",
+                                 marker=dict(color="#c0392b", size=11, symbol="diamond")))
+    _base(fig, "Held-out effect vs subset size L")
+    fig.update_xaxes(title=dict(text="L", font=dict(size=10)), dtick=None)
+    fig.update_yaxes(title=dict(text="held-out Δ prediction", font=dict(size=10)))
+    return fig

@@ -1,0 +1,227 @@
+"""Dashboard glue without a browser: job running/cancel/follow, view assembly, URL state, IGV routes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict
+
+import pytest
+
+from callbacks.browser import build_view, locus_from_relayout
+from callbacks.igv import fai_text, fasta_bytes, fasta_layout
+from callbacks.jobboard import JobBoard
+from callbacks.jobs import execute_job, request_from_dict, request_from_form, resolve_request
+from callbacks.navigation import decode_query, encode_query, page_of
+from callbacks.state import AppState
+from grids_core import jobs
+from grids_core.errors import GridsError, SettingsError
+from grids_core.settings import Settings
+from layouts.genome import Locus
+
+GENE, CELL = "GAD1", "VIP"
+FORM = (GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, None)
+
+
+@pytest.fixture(scope="module")
+def settings(small_bundle_dir, tmp_path_factory) -> Settings:
+    """A private copy of the small bundle + model, so this module's results store is its own."""
+    dst = tmp_path_factory.mktemp("appcb") / "bundle"
+    shutil.copytree(small_bundle_dir, dst, ignore=shutil.ignore_patterns("results.sqlite*", "cache"))
+    return Settings(bundle_dir=dst)
+
+
+@pytest.fixture(scope="module")
+def state(settings) -> AppState:
+    return AppState(settings)
+
+
+@pytest.fixture(scope="module")
+def board(settings) -> JobBoard:
+    return JobBoard(settings.cache_dir / "jobs")
+
+
+@pytest.fixture(scope="module")
+def done_run(state, board) -> str:
+    """One real GRIDS run on the small bundle, through the job body the background callback uses."""
+    req = request_from_form(*FORM)
+    rid = resolve_request(state, req)
+    seen: list[float] = []
+    out = execute_job(state, board, {"run_id": rid, "request": json.loads(json.dumps(asdict(req)))},
+                      lambda f, m: seen.append(f))
+    assert out == {"run_id": rid, "status": "done", "stored": False}
+    assert seen and seen[-1] == pytest.approx(1.0)
+    assert board.get(rid)["state"] == "done"
+    return rid
+
+
+# ---- the form --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("form", "words"),
+    [
+        ((None, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, None), "Choose a gene"),
+        ((GENE, None, "grids", 5, 16, 0.0, 1.0, 0.0, 0, None), "Choose a cell type"),
+        ((GENE, CELL, "grids", 0, 16, 0.0, 1.0, 0.0, 0, None), "L must be"),
+        ((GENE, CELL, "grids", "x", 16, 0.0, 1.0, 0.0, 0, None), "L must be a whole number"),
+        ((GENE, CELL, "grids", 2.5, 16, 0.0, 1.0, 0.0, 0, None), "L must be a whole number"),
+        ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, -1.0, 0, None), "beta must be >= 0"),
+        ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, "far"), "cis window"),
+    ],
+)
+def test_form_errors_say_which_field(form, words):
+    with pytest.raises(SettingsError, match=words):
+        request_from_form(*form)
+
+
+def test_unknown_names_are_gridserrors(state):
+    with pytest.raises(GridsError, match="Did you mean"):
+        resolve_request(state, request_from_form("GAD", CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, None))
+    with pytest.raises(GridsError, match="Unknown method"):
+        resolve_request(state, request_from_form(GENE, CELL, "nope", 5, 16, 0.0, 1.0, 0.0, 0, None))
+
+
+def test_request_survives_json_with_the_same_run_key(state):
+    """The browser turns 0.0 into 0: the job must still compute (and store under) the key we show."""
+    req = request_from_form(*FORM)
+    key = resolve_request(state, req)
+    back = request_from_dict(json.loads(json.dumps(asdict(req))))
+    assert jobs.request_key(state.ctx(), back) == key
+    assert resolve_request(state, request_from_form("gad1", CELL, "grids", "5", 16, 0, 1, 0, 0, None)) == key
+
+
+# ---- jobs ------------------------------------------------------------------------------------------
+def test_stored_run_is_returned_at_once(state, board, done_run):
+    out = execute_job(state, board, {"run_id": done_run, "request": asdict(request_from_form(*FORM))}, lambda f, m: None)
+    assert out == {"run_id": done_run, "status": "done", "stored": True}
+
+
+def test_cancel_token_stops_the_engine(state, board):
+    req = request_from_form(GENE, CELL, "grids", 6, 16, 0.0, 1.0, 0.0, 3, None)
+    rid = resolve_request(state, req)
+    out = execute_job(state, board, {"run_id": rid, "request": asdict(req)}, lambda f, m: board.request_cancel(rid))
+    assert out["status"] == "cancelled"
+    assert board.get(rid)["state"] == "cancelled"
+    assert state.ctx().store.get(rid) is None  # nothing half-done is stored
+
+
+def test_reloaded_page_follows_the_running_job(state, board):
+    """After a reload the background callback follows the process already running the job."""
+    req = request_from_form(GENE, CELL, "grids", 7, 16, 0.0, 1.0, 0.0, 4, None)
+    rid = resolve_request(state, req)
+    board._put(rid, state="running", frac=0.4, msg="sweep 2", pid=os.getppid(), host=__import__("socket").gethostname())
+    seen: list[tuple[float, str]] = []
+
+    def other_process_ends():
+        time.sleep(0.8)
+        board.finish(rid, "cancelled", "GRIDS search cancelled by the user.")
+
+    t = threading.Thread(target=other_process_ends)
+    t.start()
+    out = execute_job(state, board, {"run_id": rid, "request": asdict(req)}, lambda f, m: seen.append((f, m)))
+    t.join()
+    assert out["status"] == "cancelled"
+    assert (0.4, "sweep 2") in seen
+
+
+def test_failed_job_reports_in_place(state, board):
+    req = request_from_form(GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, 1)  # a 1 kb window: no candidates
+    rid = resolve_request(state, req)
+    out = execute_job(state, board, {"run_id": rid, "request": asdict(req)}, lambda f, m: None)
+    if out["status"] == "failed":  # the engine may also accept a tiny window; then it simply finishes
+        assert out["message"] and "Traceback" not in out["message"]
+    else:
+        assert out["status"] == "done"
+
+
+# ---- view assembly ---------------------------------------------------------------------------------
+def test_build_view_draws_the_run(state, done_run):
+    v = build_view(state, done_run, None, [], GENE, CELL)
+    names = [t.name or "" for t in v["figure"].data]
+    links = state.links(done_run)
+    same_chrom = int((links["peak_chrom"] == links["gene_chrom"]).sum())
+    assert sum(n.startswith("arc ") for n in names) == same_chrom
+    assert v["summary"] is not None and v["locus_text"].startswith("chr")
+    # a run of another gene is not drawn over this gene's locus
+    other = build_view(state, done_run, None, [], "GAD2", CELL)
+    assert not any((t.name or "").startswith("arc ") for t in other["figure"].data)
+    # a bad locus from a bookmark falls back to the default window, with a message
+    bad = build_view(state, done_run, "chrZZ:1-100", [], GENE, CELL)
+    assert bad["alert"] is not None and bad["locus_text"] == v["locus_text"]
+
+
+def test_overlay_without_stored_run_says_how_to_get_one(state, done_run):
+    v = build_view(state, done_run, None, ["random"], GENE, CELL)
+    assert "no stored random run" in str(v["overlay"])
+
+
+def test_relayout_moves_the_locus():
+    cur = Locus("chr2", 1_000, 101_000)
+    assert locus_from_relayout({"xaxis3.range[0]": 5_000.4, "xaxis3.range[1]": 20_000}, cur) == Locus("chr2", 5_000, 20_000)
+    assert locus_from_relayout({"xaxis2.range": [10, 5_000]}, cur) == Locus("chr2", 10, 5_000)
+    assert locus_from_relayout({"xaxis4.autorange": True}, cur) is None
+    assert locus_from_relayout({"xaxis.range[0]": 1, "xaxis.range[1]": 2}, cur) is False  # the cytoband strip
+    assert locus_from_relayout({"autosize": True}, cur) is False
+
+
+def test_url_state_round_trip():
+    q = encode_query(GENE, CELL, "grids", 10, "chr2:170,000,001-171,000,000", "abc123")
+    assert q.startswith("?gene=GAD1&cell=VIP&method=grids&L=10&locus=chr2:170,000,001-171,000,000")
+    assert decode_query(q) == {"gene": GENE, "cell": CELL, "method": "grids", "L": "10",
+                               "locus": "chr2:170,000,001-171,000,000", "run": "abc123"}
+    assert encode_query() == ""
+    assert page_of("/runs") == "runs" and page_of("/igv/") == "igv" and page_of("/nope") == "browser"
+
+
+# ---- app + IGV routes ------------------------------------------------------------------------------
+def test_virtual_fasta_matches_its_index():
+    chroms = [("chr1", 50), ("chr2", 30)]
+    layout = fasta_layout(chroms)
+    whole = fasta_bytes(chroms, 0, 10_000)
+    assert whole == b">chr1\n" + b"N" * 50 + b"\n>chr2\n" + b"N" * 30 + b"\n"
+    for name, length, off in layout:
+        assert whole[off - len(name) - 2:off] == f">{name}\n".encode()
+        assert whole[off:off + length] == b"N" * length
+    assert fasta_bytes(chroms, 3, 9) == whole[3:9]
+    assert fai_text(chroms).splitlines()[1] == "chr2\t30\t63\t30\t31"
+
+
+def test_app_serves_pages_and_igv_files(settings, done_run):
+    from app import create_app
+
+    app = create_app(settings)
+    layout = str(app.layout())
+    for needle in ("run-button", "genome-graph", "link-table", "runs-table", "igv-container", "Simulated"):
+        assert needle in layout
+    client = app.server.test_client()
+    assert client.get("/").status_code == 200
+    fai = client.get("/grids-igv/ref.fa.fai").get_data(as_text=True).splitlines()
+    name, length, off, _, _ = fai[1].split("\t")
+    r = client.get("/grids-igv/ref.fa", headers={"Range": f"bytes={int(off) - len(name) - 2}-{int(off) + 9}"})
+    assert r.status_code == 206 and r.data == f">{name}\n".encode() + b"N" * 10
+    assert client.get("/grids-igv/ref.fa").status_code == 416  # never the whole virtual genome
+    cov = client.get(f"/grids-igv/coverage/{CELL}.bedgraph").get_data(as_text=True).splitlines()
+    assert len(cov[0].split("\t")) == 4
+    assert client.get("/grids-igv/coverage/NotAType.bedgraph").status_code == 404
+    genes = client.get("/grids-igv/genes.bed").get_data(as_text=True).splitlines()
+    assert all(len(line.split("\t")) == 12 for line in genes)
+    bedpe = client.get(f"/grids-igv/links/{done_run}.bedpe").get_data(as_text=True).splitlines()
+    assert bedpe[0].startswith("#chrom1") and len(bedpe) == 1 + len(state_links(settings, done_run))
+    assert client.get("/grids-igv/links/0123456789abcdef.bedpe").status_code == 404
+    sneaky = client.get("/grids-igv/links/..%2F..%2Fetc.bedpe")  # no route takes a path from the browser
+    assert sneaky.status_code == 404 or not sneaky.get_data(as_text=True).startswith("#chrom1")
+    assert client.get(f"/grids-igv/truth/{GENE}/{CELL}.bed").status_code == 200
+
+
+def state_links(settings, run_id):
+    return AppState(settings).links(run_id)
+
+
+def test_missing_model_is_shown_in_place(tmp_path, settings):
+    from app import create_app
+
+    broken = Settings(bundle_dir=settings.bundle_dir, model_path=tmp_path / "none.pt", cache_dir=tmp_path / "c")
+    layout = str(create_app(broken).layout())
+    assert "could not be loaded" in layout and "grids train" in layout
