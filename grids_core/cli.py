@@ -206,6 +206,38 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from grids_core.explain.registry import methods
+    from grids_core.jobs import run_explanation
+
+    settings = _settings(args)
+    names = list(methods()) if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
+    if "grids" not in names:
+        names.insert(0, "grids")
+    rows, results = [], {}
+    for name in names:
+        req = _request(argparse.Namespace(**{**vars(args), "method": name}))
+        update, close = _progress_bar(f"{name} {args.gene}/{args.cell_type}")
+        try:
+            res, stored = run_explanation(settings, req, progress=update, force=args.force)
+        finally:
+            close()
+        results[name] = res
+        grids = set(results["grids"].subset)
+        t = res.truth or {}
+        rows.append({
+            "method": name, "heldout_delta": res.heldout.get("delta"), "heldout_rel": res.heldout.get("relative"),
+            "recall": t.get("recall"), "overlap_grids": len(grids & set(res.subset)), "J": res.objective,
+            "runtime_s": res.runtime_s, "stored": stored,
+        })
+    import pandas as pd
+
+    print(f"\n{args.gene} in {args.cell_type}, L={args.L}: held-out delta on test cells (normalised counts; "
+          "more negative = stronger), planted recall, overlap with the GRIDS subset, J on training cells")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from grids_core.batch import expand_pairs, read_pairs, run_batch
 
@@ -227,9 +259,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_mnist(args: argparse.Namespace) -> int:
+    from grids_core.mnist import METHODS
     from grids_core.mnist_runs import run_and_store, summary_table
 
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    methods = tuple(METHODS) if args.methods == "all" else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     update, close = _progress_bar("mnist")
     try:
         results = run_and_store(args.home, L=args.L, k=args.k, seed=args.seed, methods=methods, progress=update,
@@ -337,6 +370,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact")
     s.set_defaults(func=cmd_explain)
 
+    s = sub.add_parser("compare", help="GRIDS and the baselines at equal L for one gene x cell type")
+    bundle_arg(s)
+    s.add_argument("--gene", required=True)
+    s.add_argument("--cell-type", required=True)
+    s.add_argument("--methods", default="all", help="'all' or a comma-separated list (GRIDS is always included)")
+    s.add_argument("-L", type=int, default=10)
+    s.add_argument("-k", type=int, default=32)
+    s.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"])
+    s.add_argument("--beta", type=float, default=0.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--window", type=int, default=None)
+    s.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
+    s.add_argument("--faithful", action="store_true")
+    s.add_argument("--max-sweeps", type=int, default=20)
+    s.add_argument("--force", action="store_true")
+    s.set_defaults(func=cmd_compare)
+
     s = sub.add_parser("batch", help="explain many gene x cell type pairs on Dask (resumable)")
     bundle_arg(s)
     s.add_argument("--pairs", help="TSV/CSV with columns gene, cell_type")
@@ -379,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-L", type=int, default=64)
     s.add_argument("-k", type=int, default=32)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--methods", default="grids,random,saliency,single")
+    s.add_argument("--methods", default="all",
+                   help="'all' or a comma-separated list of: grids,random,saliency,ablation,smoothgrad,ig,sage,lime,cxplain,fimap")
     s.add_argument("--mnist-dir", default=None, help="folder with the standard MNIST IDX files (default: shipped subset)")
     s.add_argument("--force", action="store_true")
     s.set_defaults(func=cmd_mnist)

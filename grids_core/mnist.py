@@ -399,58 +399,20 @@ def perturb(x: np.ndarray | torch.Tensor, subset: np.ndarray, value: float = 0.0
     return out
 
 
-def saliency_scores(objective: Objective) -> np.ndarray:
-    """Gradient x (v - x) averaged over target samples, per feature [N] (first-order change of J)."""
-    model = objective.model
-    x = to_dense(objective.x_target, model.device)
-    h = model.stage1(x).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad((objective.sign * objective.readout(h)).sum(), h)
-    return model.first_order(x, grad, objective.value).detach().cpu().numpy().astype(np.float64)
+def _baseline_subset(name: str) -> Callable[..., np.ndarray]:
+    """Top-L pixels of a baseline scorer from grids_core.explain.baselines (CXPlain on 2x2 windows)."""
 
+    def fn(objective: Objective, L: int, seed: int = 0) -> np.ndarray:
+        from grids_core.explain.baselines import SCORERS, top_l
 
-def single_feature_effects(objective: Objective, features: np.ndarray, chunk: int = 64) -> np.ndarray:
-    """Exact ``J({j}) - J(∅)`` for each j in ``features``, by incremental stage-1 updates."""
-    model = objective.model
-    x = to_dense(objective.x_target, model.device)
-    feats = torch.as_tensor(np.asarray(features, dtype=np.int64), device=model.device)
-    out = np.empty(len(feats), dtype=np.float64)
-    with torch.no_grad():
-        h = model.stage1(x)
-        base = float(objective.sign * objective.readout(h).double().mean())
-        for i in range(0, len(feats), chunk):
-            f = feats[i : i + chunk]
-            delta = (objective.value - x[:, f]).T[:, :, None] * model.stage1_rows(f)[:, None, :]  # [c, B, H]
-            hh = (h[None] + delta).reshape(-1, h.shape[1])
-            j = objective.sign * objective.readout(hh).double().reshape(len(f), -1).mean(1)
-            out[i : i + len(f)] = j.cpu().numpy() - base
-    return out
+        options = {"image_shape": IMAGE_SHAPE} if name == "cxplain" else {}
+        pool = candidate_pool(objective)
+        scores = SCORERS[name].fn(objective, pool, L=L, seed=seed, progress=None, cancel=None, **options)
+        return np.asarray(top_l(scores, pool, L), dtype=np.int64)
 
-
-def _top_negative(scores: np.ndarray, pool: np.ndarray, L: int) -> np.ndarray:
-    """The L pool features with the most negative score (ties by index)."""
-    order = np.argsort(scores[pool], kind="stable")
-    return pool[order[:L]].astype(np.int64)
-
-
-def random_subset(objective: Objective, L: int, seed: int = 0) -> np.ndarray:
-    """L features drawn uniformly (seeded) from the candidate pool."""
-    pool = candidate_pool(objective)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(pool, size=min(L, len(pool)), replace=False)).astype(np.int64)
-
-
-def saliency_subset(objective: Objective, L: int, seed: int = 0) -> np.ndarray:
-    """Top-L most negative gradient x (v - x) scores."""
-    pool = candidate_pool(objective)
-    return _top_negative(saliency_scores(objective), pool, L)
-
-
-def single_subset(objective: Objective, L: int, seed: int = 0) -> np.ndarray:
-    """Top-L most negative exact single-feature effects."""
-    pool = candidate_pool(objective)
-    scores = np.zeros(objective.model.n_features)
-    scores[pool] = single_feature_effects(objective, pool)
-    return _top_negative(scores, pool, L)
+    fn.__name__ = f"{name}_subset"
+    fn.__doc__ = f"Top-L pixels by the {name} baseline."
+    return fn
 
 
 def grids_subset(objective: Objective, L: int, seed: int = 0, k: int = 32, **kwargs) -> np.ndarray:
@@ -459,12 +421,8 @@ def grids_subset(objective: Objective, L: int, seed: int = 0, k: int = 32, **kwa
 
 
 MethodFn = Callable[[Objective, int, int], np.ndarray]
-METHODS: dict[str, MethodFn] = {
-    "grids": grids_subset,
-    "random": random_subset,
-    "saliency": saliency_subset,
-    "single": single_subset,
-}
+BASELINES = ("random", "saliency", "ablation", "smoothgrad", "ig", "sage", "lime", "cxplain", "fimap")
+METHODS: dict[str, MethodFn] = {"grids": grids_subset, **{name: _baseline_subset(name) for name in BASELINES}}
 """Method registry: name -> ``fn(objective, L, seed) -> subset`` (pixel indices). Baselines plug in here."""
 
 
@@ -573,7 +531,7 @@ def run_mnist_experiment(
     L: int = 64,
     k: int = 32,
     seed: int = 0,
-    methods: tuple[str, ...] = ("grids", "random", "saliency", "single"),
+    methods: tuple[str, ...] = ("grids", "random", "saliency", "ablation"),
     progress: Progress | None = None,
     mnist_dir: Path | str | None = None,
     model_path: Path | str | None = None,
@@ -666,20 +624,16 @@ __all__ = [
     "evaluate_subset",
     "evaluate_masks",
     "grids_subset",
+    "BASELINES",
     "load_classifier",
     "load_digits",
     "log_odds",
     "log_odds_8",
     "mnist_objective",
     "perturb",
-    "random_subset",
     "read_idx",
     "run_mnist_experiment",
     "save_classifier",
-    "saliency_scores",
-    "saliency_subset",
-    "single_feature_effects",
-    "single_subset",
     "split",
     "train_classifier",
     "write_idx",

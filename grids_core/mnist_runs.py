@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grids_core.mnist import load_digits, run_mnist_experiment, split
+from grids_core.mnist import METHODS, load_digits, run_mnist_experiment, split
 from grids_core.results import ExplanationResult, run_key
 from grids_core.store import ResultStore
 
 BUNDLE_ID = "mnist-3v8"
 TARGET = "8"
 CONTRAST = "3 vs 8"
-DEFAULT_METHODS = ("grids", "random", "saliency", "single")
+DEFAULT_METHODS = tuple(METHODS)  # GRIDS and every baseline
 
 
 def mnist_dir(home: str | Path) -> Path:

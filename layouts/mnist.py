@@ -50,7 +50,7 @@ GALLERY_ID = "mnist-gallery"
 DETAIL_ID = "mnist-detail"
 THUMB_TYPE = "mnist-thumb"  # pattern-matching id type of the gallery buttons
 
-COLORS = {"grids": "#1f5fa8", "random": "#9ca3af", "saliency": "#e07b39", "single": "#2a9d8f"}
+COLORS = {"grids": "#1f5fa8", "random": "#9ca3af", "saliency": "#e07b39", "ablation": "#2a9d8f"}
 _EXTRA_COLORS = ["#8e44ad", "#c0392b", "#16a085", "#d4a017", "#5d6d7e", "#a04000"]
 _INK = [[0.0, "#ffffff"], [1.0, "#111827"]]  # pixel 0 = white paper, 1 = dark ink
 _MASK_RED = [[0.0, "rgba(220,38,38,0.80)"], [1.0, "rgba(220,38,38,0.80)"]]

@@ -89,3 +89,16 @@ def test_too_few_cells_and_model_mismatch(small_bundle_dir, small_sim, tmp_path,
 def test_missing_bundle_is_explained(tmp_path, capsys):
     assert main(["explain", "--bundle", str(tmp_path / "nope"), "--gene", "GAD1", "--cell-type", "VIP"]) == 2
     assert "grids simulate" in capsys.readouterr().err
+
+
+def test_compare_runs_every_method_at_equal_L(small_bundle_dir, capsys):
+    assert main(["compare", "--bundle", str(small_bundle_dir), "--gene", "OLIG2", "--cell-type", "OPC", "-L", "4",
+                 "--methods", "saliency,ablation,random,correlation"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index(" method"):].splitlines()
+    assert [line.split()[0] for line in table[1:] if line.strip()] == ["grids", "saliency", "ablation", "random",
+                                                                      "correlation"]
+    from grids_core.store import ResultStore
+
+    stored = {r["method"] for r in ResultStore(small_bundle_dir / "results.sqlite").list(gene="OLIG2", cell_type="OPC")}
+    assert {"grids", "saliency", "ablation", "random", "correlation"} <= stored

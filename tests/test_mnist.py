@@ -13,6 +13,7 @@ import torch
 from grids_core import mnist
 from grids_core.errors import InputError, ModelError
 from grids_core.explain.base import TwoStageModel
+from grids_core.explain.baselines import SCORERS
 from grids_core.explain.grids import first_order_scores, per_sample_effect
 
 
@@ -187,18 +188,18 @@ def test_objective_and_baselines(trained, digits):
     obj = mnist.mnist_objective(model, X[tr][y[tr] == 1])
     pool = mnist.candidate_pool(obj)
     assert 300 < len(pool) < 784
-    # Exact single-pixel effects agree with brute force.
+    # Exact single-pixel effects (the ablation baseline) agree with brute force.
     some = pool[:5]
-    eff = mnist.single_feature_effects(obj, some)
+    eff = -SCORERS["ablation"].fn(obj, some, L=5, seed=0, progress=None, cancel=None)[some]
     base = mnist.evaluate_subset(obj, np.zeros(0, np.int64))
     brute = [mnist.evaluate_subset(obj, np.array([j])) - base for j in some]
     assert eff == pytest.approx(brute, abs=1e-4)
-    for name in ("random", "saliency", "single"):
+    for name in ("random", "saliency", "ablation"):
         s = mnist.METHODS[name](obj, 64, 0)
         assert len(s) == 64 == len(np.unique(s)) and np.isin(s, pool).all()
-    assert np.array_equal(mnist.random_subset(obj, 64, 1), mnist.random_subset(obj, 64, 1))
-    assert mnist.evaluate_subset(obj, mnist.saliency_subset(obj, 64)) < mnist.evaluate_subset(
-        obj, mnist.random_subset(obj, 64)
+    assert np.array_equal(mnist.METHODS["random"](obj, 64, 1), mnist.METHODS["random"](obj, 64, 1))
+    assert mnist.evaluate_subset(obj, mnist.METHODS["saliency"](obj, 64)) < mnist.evaluate_subset(
+        obj, mnist.METHODS["random"](obj, 64)
     )
 
 
@@ -250,6 +251,7 @@ def test_saliency_matches_engine_first_order(trained, digits):
     tr = parts["train"]
     obj = mnist.mnist_objective(model, X[tr][y[tr] == 1])
     a = first_order_scores(obj)
-    ours = mnist.saliency_scores(obj)
-    assert np.corrcoef(a, ours)[0, 1] > 0.999
-    assert set(mnist.saliency_subset(obj, 64)) == set(mnist._top_negative(a, mnist.candidate_pool(obj), 64))
+    pool = mnist.candidate_pool(obj)
+    ours = SCORERS["saliency"].fn(obj, pool, L=64, seed=0, progress=None, cancel=None)
+    assert np.corrcoef(-a[pool], ours[pool])[0, 1] > 0.999  # scores: higher = lowers J more
+    assert set(mnist.METHODS["saliency"](obj, 64)) == set(pool[np.argsort(a[pool], kind="stable")[:64]])

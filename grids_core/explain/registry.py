@@ -74,7 +74,7 @@ def run_method(req, objective: Objective, window_mask: np.ndarray | None, progre
             "Lower L or widen the window."
         )
     options = {}
-    if req.method == "correlation":
+    if scorers[req.method].needs_bundle:
         options = {"bundle": bundle, "gene": req.gene, "cell_type": req.cell_type}
     scores = scorers[req.method].fn(objective, pool, L=req.L, seed=req.seed, progress=progress, cancel=cancel, **options)
     subset = top_l(scores, pool, req.L)
