@@ -207,14 +207,14 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
 def test_cancel_after_reload_stops_the_run(page, server, errors):
     page.goto(server["url"] + "?gene=GAD1&cell=SST")
     settle(page)
-    start_run(page, 40, 1024, None)  # about a minute of search on the small bundle
+    start_run(page, 200, 4096, None)  # many minutes of search even on a fast machine: Cancel always comes first
     page.wait_for_selector("#progress-wrap", state="visible", timeout=15_000)
     page.wait_for_function("() => /step|sweep|%/.test(document.querySelector('#progress-wrap').innerText)",
                            timeout=30_000)
     page.reload()  # the job keeps running; the page finds it again
     settle(page)
     page.wait_for_selector("#progress-wrap", state="visible", timeout=20_000)
-    assert page.input_value("#param-k") == "1024" and page.input_value("#param-L") == "40"  # the form too
+    assert page.input_value("#param-k") == "4096" and page.input_value("#param-L") == "200"  # the form too
     shot(page, "browser_reloaded_running")
     page.click("#cancel-button")
     page.wait_for_selector("#progress-wrap", state="hidden", timeout=30_000)
