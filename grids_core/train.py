@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grids_core.bundle import Bundle
+from grids_core.determinism import deterministic
 from grids_core.errors import CancelledError, ModelError
 from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, sparse_coo
 
@@ -125,6 +126,16 @@ def train(
     cancel: Callable[[], bool] | None = None,
 ) -> TrainedModel:
     """Train the surrogate on the bundle's training cells; returns it with held-out quality per gene."""
+    with deterministic():
+        return _train(bundle, config, progress, cancel)
+
+
+def _train(
+    bundle: Bundle,
+    config: TrainConfig | None,
+    progress: Progress | None,
+    cancel: Callable[[], bool] | None,
+) -> TrainedModel:
     cfg = config or TrainConfig()
     say = progress or (lambda f, m: None)
     device = pick_device(cfg.device)

@@ -112,3 +112,21 @@ def test_model_bundle_mismatch_and_corrupt_checkpoint(tmp_path):
         load_model(path, b1)
     with pytest.raises(ModelError, match="No model"):
         load_model(tmp_path / "none.pt")
+
+
+def test_training_is_reproducible_across_processes(small_bundle_dir):
+    """Same seed, two fresh interpreters with 2 torch threads: bit-identical weights."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, torch; torch.set_num_threads(2); from grids_core import bundle as bio; "
+        "from grids_core.train import train, TrainConfig; "
+        f"b = bio.load({str(small_bundle_dir)!r}); "
+        "tm = train(b, TrainConfig(steps_atac=15, steps_rna=15, steps_maps=15, steps_paired=15)); "
+        "print(hashlib.md5(b''.join(v.numpy().tobytes() for v in tm.model.state_dict().values())).hexdigest())"
+    )
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env=os.environ).stdout.strip() for _ in range(2)}
+    assert len(runs) == 1

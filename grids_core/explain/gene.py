@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from grids_core.bundle import Bundle
+from grids_core.determinism import deterministic
 from grids_core.errors import SettingsError, UnknownNameError, suggest
 from grids_core.evaluate import heldout_effect, locality, truth_metrics
 from grids_core.explain.base import Objective
@@ -117,13 +118,14 @@ def explain_gene(
     if req.method not in METHODS:
         raise UnknownNameError(f"Unknown method {req.method!r}; available: {', '.join(METHODS)}." + suggest(req.method, METHODS))
     t0 = time.perf_counter()
-    objective = build_objective(bundle, tm, req)
-    mask = window_mask(bundle, req.gene, req.window)
-    out = run_method(req, objective, mask, progress=progress, cancel=cancel, bundle=bundle)
-    runtime = time.perf_counter() - t0
-    subset = [int(i) for i in out.subset]
-    test = np.flatnonzero(bundle.cell_mask(req.cell_type, "test"))
-    held = heldout_effect(tm.model, objective.readout, bundle.atac[test], subset, req.value)
+    with deterministic():
+        objective = build_objective(bundle, tm, req)
+        mask = window_mask(bundle, req.gene, req.window)
+        out = run_method(req, objective, mask, progress=progress, cancel=cancel, bundle=bundle)
+        runtime = time.perf_counter() - t0
+        subset = [int(i) for i in out.subset]
+        test = np.flatnonzero(bundle.cell_mask(req.cell_type, "test"))
+        held = heldout_effect(tm.model, objective.readout, bundle.atac[test], subset, req.value)
     settings = req.settings()
     return ExplanationResult(
         run_id=run_key(bundle.bundle_id, tm.model_id, req.gene, req.cell_type, req.method, settings),
