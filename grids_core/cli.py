@@ -278,6 +278,20 @@ def cmd_mnist(args: argparse.Namespace) -> int:
 
 
 # ---- parser -------------------------------------------------------------------------------------
+def request_args(sp: argparse.ArgumentParser) -> None:
+    """The settings of one explanation (shared by explain, compare and batch)."""
+    sp.add_argument("-L", type=int, default=10, help="subset size")
+    sp.add_argument("-k", type=int, default=32, help="candidates evaluated per step")
+    sp.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"],
+                    help="peaks closed (v=0) or opened (v=1); expression lowered (sigma=+1) or raised (sigma=-1)")
+    sp.add_argument("--beta", type=float, default=0.0, help="specificity weight against other cell types")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--window", type=int, default=None, help="only peaks within this many bp of the TSS")
+    sp.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
+    sp.add_argument("--faithful", action="store_true", help="the authors' reference behaviour (for comparison)")
+    sp.add_argument("--max-sweeps", type=int, default=20)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="grids", description="GRIDS: subset explanations of an ATAC->RNA surrogate.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -356,16 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gene", required=True)
     s.add_argument("--cell-type", required=True)
     s.add_argument("--method", default="grids")
-    s.add_argument("-L", type=int, default=10, help="subset size")
-    s.add_argument("-k", type=int, default=32, help="candidates evaluated per step")
-    s.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"],
-                   help="peaks closed (v=0) or opened (v=1); expression lowered (sigma=+1) or raised (sigma=-1)")
-    s.add_argument("--beta", type=float, default=0.0, help="specificity weight against other cell types")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--window", type=int, default=None, help="only peaks within this many bp of the TSS")
-    s.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
-    s.add_argument("--faithful", action="store_true", help="the authors' reference behaviour (for comparison)")
-    s.add_argument("--max-sweeps", type=int, default=20)
+    request_args(s)
     s.add_argument("--force", action="store_true", help="recompute even if a stored result exists")
     s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact")
     s.set_defaults(func=cmd_explain)
@@ -375,15 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gene", required=True)
     s.add_argument("--cell-type", required=True)
     s.add_argument("--methods", default="all", help="'all' or a comma-separated list (GRIDS is always included)")
-    s.add_argument("-L", type=int, default=10)
-    s.add_argument("-k", type=int, default=32)
-    s.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"])
-    s.add_argument("--beta", type=float, default=0.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--window", type=int, default=None)
-    s.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
-    s.add_argument("--faithful", action="store_true")
-    s.add_argument("--max-sweeps", type=int, default=20)
+    request_args(s)
     s.add_argument("--force", action="store_true")
     s.set_defaults(func=cmd_compare)
 
@@ -395,15 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://HOST:PORT); default: LocalCluster")
     s.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
     s.add_argument("--method", default="grids")
-    s.add_argument("-L", type=int, default=10)
-    s.add_argument("-k", type=int, default=32)
-    s.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"])
-    s.add_argument("--beta", type=float, default=0.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--window", type=int, default=None)
-    s.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
-    s.add_argument("--faithful", action="store_true")
-    s.add_argument("--max-sweeps", type=int, default=20)
+    request_args(s)
     s.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("show", help="print a stored run")
