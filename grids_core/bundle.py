@@ -38,7 +38,6 @@ from grids_core.genome import natural_chrom_key
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "val", "test")
-LAYERS = ("atac", "rna", "cells", "peaks", "genes", "exons", "coverage", "tads", "hic", "truth")
 FILES = {
     "atac": "atac.npz",
     "rna": "rna.npy",
@@ -241,9 +240,7 @@ def _replace_dir(new: Path, out: Path) -> None:
         old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:6]}")
         out.rename(old)
     new.rename(out)
-    if old is not None:
-        # keep models/ and results of the previous bundle only if the data did not change? No: a new
-        # bundle id invalidates them, so they go with the old directory.
+    if old is not None:  # its models and results belong to the old bundle id: they go with it
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -401,10 +398,3 @@ def validate(b: Bundle) -> None:
         raise BundleError(f"coverage.npz{where} has shape {b.coverage.shape}, expected ({len(b.coverage_types)}, {n_peaks}).")
     if b.truth is not None and len(b.truth) and int(b.truth["peak_index"].max()) >= n_peaks:
         raise BundleError(f"truth.tsv{where} points at peak indices beyond the {n_peaks} peaks.")
-
-
-def manifest_provenance(simulated: set[str], real: set[str]) -> dict[str, str]:
-    """Provenance map for the manifest: every layer is 'simulated' or 'real'."""
-    prov = {layer: "real" for layer in real}
-    prov.update({layer: "simulated" for layer in simulated})
-    return prov

@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-KEY_FIELDS = ("bundle_id", "model_id", "gene", "cell_type", "method", "L", "k", "value", "sign", "beta", "seed")
-
 
 def run_key(bundle_id: str, model_id: str, gene: str, cell_type: str, method: str, settings: dict) -> str:
     """Stable id of a run: hash of the bundle, the model and every setting (ALGORITHM: results store)."""

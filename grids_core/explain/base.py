@@ -18,8 +18,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-Inputs = "sp.csr_matrix | torch.Tensor"
-
 
 @runtime_checkable
 class TwoStageModel(Protocol):
@@ -100,15 +98,6 @@ def matmul_inputs(x, w: torch.Tensor) -> torch.Tensor:
         ).to(w.device)
         return (t @ w.to(torch.float32)).to(w.dtype)
     return to_dense(x, w.device, w.dtype) @ w
-
-
-def column(x, j: int) -> np.ndarray:
-    """Values of feature ``j`` for every sample, as a float32 numpy vector."""
-    if sp.issparse(x):
-        return np.asarray(x[:, j].toarray(), dtype=np.float32).ravel()
-    if isinstance(x, torch.Tensor):
-        return x[:, j].detach().cpu().numpy().astype(np.float32)
-    return np.asarray(x[:, j], dtype=np.float32)
 
 
 @dataclass
