@@ -14,6 +14,15 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 SMALL = {"n_cells": 800, "n_peaks": 4000, "seed": 0}
 
 
+@pytest.fixture()
+def one_thread():
+    """Tiny models: one torch thread is faster and immune to OpenMP oversubscription on shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def small_sim():
     """(bundle, generative model) of a small simulated bundle, in memory."""

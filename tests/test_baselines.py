@@ -21,14 +21,7 @@ from grids_core.explain.baselines.gradients import ig_attributions
 from grids_core.explain.baselines.lime_local import cosine_to_ones, kernel, lime_design, weighted_ridge
 from grids_core.explain.baselines.shapley import sage_scores
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster and immune to oversubscription on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToyMLP(DenseAffineStage1):

@@ -207,8 +207,7 @@ def _bad(files, tmp_path, *fragments, **kw) -> str:
 
 # ---- the good path -------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_tenx_prepare_train_explain_end_to_end(files, tiny, tmp_path):
-    import torch
+def test_tenx_prepare_train_explain_end_to_end(files, tiny, tmp_path, one_thread):
 
     from grids_core.explain.gene import ExplainRequest
     from grids_core.jobs import run_explanation
@@ -247,14 +246,9 @@ def test_tenx_prepare_train_explain_end_to_end(files, tiny, tmp_path):
     expect = np.log1p(raw.loc[cell, b.gene_names] / raw.loc[cell].sum() * 1e4).to_numpy()
     np.testing.assert_allclose(b.rna[0], expect, rtol=1e-5)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: one thread avoids contention on shared cores
-    try:
-        tm = train(b, TrainConfig(steps_atac=20, steps_rna=20, steps_maps=20, steps_paired=40, batch_size=64))
-        save_model(tm, default_model_path(out))
-        result, stored = run_explanation(Settings(bundle_dir=out), ExplainRequest("GAD1", "SST", L=3, k=8, max_sweeps=3))
-    finally:
-        torch.set_num_threads(threads)
+    tm = train(b, TrainConfig(steps_atac=20, steps_rna=20, steps_maps=20, steps_paired=40, batch_size=64))
+    save_model(tm, default_model_path(out))
+    result, stored = run_explanation(Settings(bundle_dir=out), ExplainRequest("GAD1", "SST", L=3, k=8, max_sweeps=3))
     assert not stored and len(set(result.subset)) == 3 and result.gene == "GAD1"
     assert all(b.peaks["chrom"].iloc[i].startswith("chr") for i in result.subset)
 
