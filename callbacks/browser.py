@@ -11,6 +11,7 @@ from dash.exceptions import PreventUpdate
 from callbacks.state import AppState, marker_pairs, method_registry
 from grids_core.errors import GridsError
 from grids_core.links import export_text
+from grids_core.results import settings_family
 from layouts import ids
 from layouts.components import (
     alert,
@@ -256,7 +257,8 @@ def register(app: Dash, state: AppState) -> None:
             e = empty_figure("no run shown")
             return e, e, e, e, None, []
         links = state.links(res.run_id)
-        runs = state.ctx().store.list(gene=res.gene, cell_type=res.cell_type, method=res.method)
+        family = settings_family(res.model_id, res.settings)  # same model and settings except L and seed
+        runs = state.ctx().store.list(gene=res.gene, cell_type=res.cell_type, method=res.method, family=family)
         table = links.astype(object).where(links.notna(), None).to_dict("records")
         return (drop_one_figure(res, links), pairwise_figure(res, mode or "excess", links), trajectory_figure(res),
                 effect_vs_l_figure(runs, res.run_id), heldout_card(res), table)

@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="write the default semi-synthetic bundle")
     s.add_argument("--out", default=str(DEFAULT_BUNDLE))
-    s.add_argument("--cells", type=int, default=3000)
+    s.add_argument("--cells", type=int, default=10_266)
     s.add_argument("--peaks", type=int, default=20_000, help="peak count (127219 = the paper's width)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--force", action="store_true", help="replace an existing bundle")

@@ -17,6 +17,14 @@ def run_key(bundle_id: str, model_id: str, gene: str, cell_type: str, method: st
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def settings_family(model_id: str, settings: dict) -> str:
+    """Id shared by runs that differ only in L and seed (same model, k, v, sigma, beta, window, ...):
+    the runs an effect-vs-L curve may compare."""
+    rest = {k: settings[k] for k in sorted(settings) if k not in ("L", "seed")}
+    blob = json.dumps({"model_id": model_id, **rest}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
 @dataclass
 class ExplanationResult:
     """Ordered peak subset for one gene x cell type, with effects, metrics and every setting."""
@@ -67,6 +75,7 @@ class ExplanationResult:
             "recall": (self.truth or {}).get("recall"),
             "runtime_s": round(self.runtime_s, 3),
             "created": self.created,
+            "family": settings_family(self.model_id, self.settings),
         }
 
 

@@ -75,7 +75,7 @@ class GenerativeModel:
 
 
 def simulate(
-    n_cells: int = 3000,
+    n_cells: int = 10_266,
     n_peaks: int = 20_000,
     seed: int = 0,
     n_genes: int | None = None,
@@ -294,10 +294,10 @@ def _plant(
     if len(pool) < N_GROUPS * GROUP_SIZE + N_DECOYS:
         raise SettingsError(f"Too few peaks near {gene} to plant enhancers: increase n_peaks.")
     chosen = rng.choice(pool, size=N_GROUPS * GROUP_SIZE + N_DECOYS, replace=False).tolist()
-    used.update(chosen)
-    used.add(promoter)
     groups = [sorted(chosen[i * GROUP_SIZE : (i + 1) * GROUP_SIZE]) for i in range(N_GROUPS)]
     decoys = sorted(chosen[N_GROUPS * GROUP_SIZE :])
+    used.update(chosen)
+    used.add(promoter)
     a0 = float(rng.uniform(-0.5, 0.0))
     return PlantedPair(gene, cell_type, promoter, groups, decoys, a0)
 
@@ -410,7 +410,7 @@ def _truth_table(gen: GenerativeModel, peaks: pd.DataFrame) -> pd.DataFrame:
         rows.append((gene, cell_type, names[p.promoter], p.promoter, "promoter", "promoter"))
         for gi, grp in enumerate(p.groups):
             for j in grp:
-                rows.append((gene, cell_type, names[j], j, f"enhancer-{'AB'[gi]}", "OR"))
+                rows.append((gene, cell_type, names[j], j, f"enhancer-{'ABCDEFGH'[gi]}", "OR"))
         for j in p.decoys:
             rows.append((gene, cell_type, names[j], j, "decoy", "none"))
     return pd.DataFrame(rows, columns=["gene", "cell_type", "peak", "peak_index", "group", "logic"])

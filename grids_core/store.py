@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS runs (
     recall REAL,
     runtime_s REAL,
     created TEXT NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    family TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_lookup ON runs (gene, cell_type, method);
 """
@@ -40,6 +41,23 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(SCHEMA)
+            if "family" not in {r[1] for r in con.execute("PRAGMA table_info(runs)")}:
+                self._add_family_column(con)
+
+    @staticmethod
+    def _add_family_column(con: sqlite3.Connection) -> None:
+        """Migrate a store written before the settings-family column: add it and fill it in one transaction."""
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if "family" not in {r[1] for r in con.execute("PRAGMA table_info(runs)")}:  # another process won
+                con.execute("ALTER TABLE runs ADD COLUMN family TEXT")
+                for run_id, blob in con.execute("SELECT run_id, payload FROM runs").fetchall():
+                    res = ExplanationResult.from_json(zlib.decompress(blob).decode())
+                    con.execute("UPDATE runs SET family = ? WHERE run_id = ?", (res.summary()["family"], run_id))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -68,11 +86,12 @@ class ResultStore:
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             con.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO runs (run_id, bundle_id, model_id, gene, cell_type, method, L, seed, "
+                "heldout_delta, recall, runtime_s, created, payload, family) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     result.run_id, result.bundle_id, result.model_id, result.gene, result.cell_type,
                     result.method, s["L"], s["seed"], s["heldout_delta"], s["recall"], result.runtime_s,
-                    result.created, blob,
+                    result.created, blob, s["family"],
                 ),
             )
             con.execute("COMMIT")
@@ -99,20 +118,21 @@ class ResultStore:
             return con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
     def list(self, gene: str | None = None, cell_type: str | None = None, method: str | None = None,
-             bundle_id: str | None = None) -> list[dict]:
-        """Summaries of stored runs, newest first, optionally filtered."""
+             bundle_id: str | None = None, family: str | None = None) -> list[dict]:
+        """Summaries of stored runs, newest first, optionally filtered (``family``: see settings_family)."""
         where, args = [], []
-        for col, val in (("gene", gene), ("cell_type", cell_type), ("method", method), ("bundle_id", bundle_id)):
+        for col, val in (("gene", gene), ("cell_type", cell_type), ("method", method), ("bundle_id", bundle_id),
+                         ("family", family)):
             if val:
                 where.append(f"{col} = ?")
                 args.append(val)
-        sql = ("SELECT run_id, gene, cell_type, method, L, seed, heldout_delta, recall, runtime_s, created, model_id "
-               "FROM runs")
+        sql = ("SELECT run_id, gene, cell_type, method, L, seed, heldout_delta, recall, runtime_s, created, model_id, "
+               "family FROM runs")
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created DESC, run_id"
         cols = ["run_id", "gene", "cell_type", "method", "L", "seed", "heldout_delta", "recall", "runtime_s",
-                "created", "model_id"]
+                "created", "model_id", "family"]
         with self._connect() as con:
             return [dict(zip(cols, r, strict=True)) for r in con.execute(sql, args)]
 

@@ -102,3 +102,21 @@ def test_compare_runs_every_method_at_equal_L(small_bundle_dir, capsys):
 
     stored = {r["method"] for r in ResultStore(small_bundle_dir / "results.sqlite").list(gene="OLIG2", cell_type="OPC")}
     assert {"grids", "saliency", "ablation", "random", "correlation"} <= stored
+
+
+def test_genes_of_one_type_share_one_stage1_pass(small_bundle, small_model, one_thread):
+    """Several genes in one cell type reuse the cached stage-1 pass, with results equal to a fresh pass."""
+    from grids_core.explain import gene as gene_mod
+    from grids_core.explain.grids import grids_search
+
+    gene_mod._STAGE1_CACHE.clear()
+    a = gene_mod.build_objective(small_bundle, small_model, ExplainRequest("GAD1", "VIP"))
+    b = gene_mod.build_objective(small_bundle, small_model, ExplainRequest("GAD2", "VIP"))
+    assert b.h_target is a.h_target and len(gene_mod._STAGE1_CACHE) == 1
+    c = gene_mod.build_objective(small_bundle, small_model, ExplainRequest("GAD1", "SST"))
+    assert c.h_target is not a.h_target and len(gene_mod._STAGE1_CACHE) == 2
+    cached = grids_search(b, 5, k=8, seed=0, with_redundancy=False)
+    b.h_target = None  # recompute stage 1 inside the search
+    fresh = grids_search(b, 5, k=8, seed=0, with_redundancy=False)
+    assert cached.subset.tolist() == fresh.subset.tolist()
+    assert cached.objective == pytest.approx(fresh.objective, rel=1e-6)

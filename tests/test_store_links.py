@@ -134,3 +134,28 @@ def test_request_types_are_canonical_so_keys_are_stable():
     a = ExplainRequest("GAD1", "VIP", L=10, value=0, sign=1, beta=0, seed=0)
     b = ExplainRequest(**json.loads(json.dumps({**asdict(a), "L": "10", "value": 0.0, "window": ""})))
     assert run_key("b", "m", "GAD1", "VIP", "grids", a.settings()) == run_key("b", "m", "GAD1", "VIP", "grids", b.settings())
+
+
+def test_effect_vs_l_family_groups_only_runs_that_differ_in_l_and_seed(tmp_path, small_bundle):
+    """Runs at another k (or model) are a different family, so an effect-vs-L curve never mixes them;
+    a store written before the family column is migrated in place with nothing lost."""
+    path = tmp_path / "results.sqlite"
+    runs = []
+    for i, settings in enumerate(({"L": 5, "seed": 0, "k": 32}, {"L": 10, "seed": 1, "k": 32}, {"L": 10, "seed": 0, "k": 8})):
+        r = make_result(small_bundle, run_id=f"run{i}")
+        r.settings = settings
+        runs.append(r)
+    store = ResultStore(path)
+    for r in runs:
+        store.put(r)
+    fam = runs[0].summary()["family"]
+    assert runs[1].summary()["family"] == fam and runs[2].summary()["family"] != fam
+    assert sorted(row["run_id"] for row in store.list(family=fam)) == ["run0", "run1"]
+
+    con = sqlite3.connect(path)  # the schema of earlier versions: no family column
+    con.execute("ALTER TABLE runs DROP COLUMN family")
+    con.commit()
+    con.close()
+    migrated = ResultStore(path)
+    assert sorted(row["run_id"] for row in migrated.list(family=fam)) == ["run0", "run1"]
+    assert len(migrated.list()) == 3 and migrated.require("run2").settings["k"] == 8

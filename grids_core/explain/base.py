@@ -118,6 +118,7 @@ class Objective:
     beta: float = 0.0
     x_other: object | None = None
     name: str = ""
+    h_target: torch.Tensor | None = None  # stage1(x_target) when already computed (shared across genes)
 
     def n_target(self) -> int:
         return int(self.x_target.shape[0])
