@@ -18,7 +18,7 @@ import dash
 from dash import Dash
 
 from callbacks import register_all
-from callbacks.state import DEFAULT_PAIR, AppState, marker_pairs, method_registry
+from callbacks.state import DEFAULT_PAIR, AppState, method_registry
 from grids_core.settings import Settings
 from layouts.components import cell_options, gene_options
 from layouts.pages import Choices, shell
@@ -52,8 +52,8 @@ def choices_for(state: AppState) -> Choices:
     c, err = state.try_ctx()
     if c is None:
         return Choices(methods=methods, error=f"The data could not be loaded: {err}")
-    markers = marker_pairs()
     b = c.bundle
+    markers = b.marker_pairs()
     quality = dict(c.model.meta.get("quality", {}))
     cell, gene = DEFAULT_PAIR
     if gene not in set(b.gene_names) or cell not in b.cell_types:

@@ -8,7 +8,7 @@ import pandas as pd
 from dash import Dash, Input, Output, State, ctx, dcc, no_update
 from dash.exceptions import PreventUpdate
 
-from callbacks.state import AppState, marker_pairs, method_registry
+from callbacks.state import AppState, method_registry
 from grids_core.errors import GridsError
 from grids_core.links import export_text
 from grids_core.results import settings_family
@@ -149,7 +149,6 @@ def locus_from_relayout(relayout: dict | None, current: Locus | None) -> Locus |
 
 def register(app: Dash, state: AppState) -> None:
     """Wire the Browser page."""
-    markers = marker_pairs()
 
     @app.callback(
         Output(ids.CELL, "options"),
@@ -161,7 +160,7 @@ def register(app: Dash, state: AppState) -> None:
         c, err = state.try_ctx()
         if c is None:
             return [], alert(err)
-        opts = cell_options(c.bundle.cell_types, markers, gene)
+        opts = cell_options(c.bundle.cell_types, c.bundle.marker_pairs(), gene)
         if not gene:
             return opts, None
         try:

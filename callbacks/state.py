@@ -32,16 +32,6 @@ def method_registry() -> dict[str, str]:
             return {"grids": "GRIDS subset search"}
 
 
-def marker_pairs() -> list[tuple[str, str]]:
-    """(cell_type, gene) pairs of paper Table 1."""
-    try:
-        from grids_core.reference import MARKER_PAIRS
-
-        return list(MARKER_PAIRS)
-    except Exception:  # noqa: BLE001
-        return []
-
-
 @dataclass
 class AppState:
     """Everything the callbacks of one app share. Paths come from ``settings`` only, never the browser."""

@@ -88,6 +88,18 @@ class Bundle:
     def gene_names(self) -> list[str]:
         return self.genes["name"].tolist()
 
+    def marker_pairs(self) -> list[tuple[str, str]]:
+        """(cell_type, gene) marker pairs: the manifest's own (``grids prepare --markers``, the simulator),
+        else the paper's Table 1 pairs whose gene and type the bundle has. A marker named without a cell
+        type has cell_type ''."""
+        listed = self.manifest.get("markers")
+        if listed:
+            return [(str(m.get("cell_type") or ""), str(m["gene"])) for m in listed if m.get("gene")]
+        from grids_core.reference import MARKER_PAIRS
+
+        genes, types = set(self.gene_names), set(self.cell_types)
+        return [(c, g) for c, g in MARKER_PAIRS if g in genes and c in types]
+
     def is_simulated(self, layer: str) -> bool:
         return self.manifest.get("provenance", {}).get(layer) == "simulated"
 

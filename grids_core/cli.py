@@ -93,9 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_model_path(args.bundle)
     save_model(tm, out)
     q = tm.meta["quality"]
-    from grids_core.reference import MARKER_PAIRS
-
-    markers = sorted({g for _, g in MARKER_PAIRS if g in q})
+    markers = sorted({g for _, g in b.marker_pairs() if g in q})
     print(f"Saved {out} (model {tm.model_id}) in {tm.meta['train_seconds']:.1f} s on {tm.meta['device']}; "
           f"median held-out r over {len(q)} genes = {tm.meta['median_r']:.3f}")
     if markers:

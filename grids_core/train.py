@@ -7,6 +7,8 @@ frozen (eval mode, no grad), plus the paired term MSE(y_hat, y) when cells are c
 (4, co-assayed data only) paired fine-tuning of the ATAC encoder, the map and the RNA decoder on the
 paired term, batch-norm statistics frozen, so that individual peaks can carry gene-specific signal; a
 random 30 % of each cell's open peaks is hidden per step (input dropout) so cells cannot be memorised.
+A divergence guard checks the validation MSE every 250 steps: when it exceeds 1.5x its best so far (or a
+loss is not finite), the best weights are restored and fine-tuning stops.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class TrainConfig:
     disc_every: int = 3
     focal_gamma: float = 2.0
     input_dropout: float = 0.3  # fraction of a cell's open peaks hidden in each paired fine-tuning step
+    paired_lr: float | None = None  # paired phase learning rate (None: lr / 2)
+    val_every: int = 250  # paired phase: validation MSE every this many steps ...
+    diverge_factor: float = 1.5  # ... and above this factor x its best so far, restore the best weights and stop
     paired: bool | None = None  # None: use the paired terms when the bundle is co-assayed
     device: str | None = None
 
@@ -153,6 +158,7 @@ def _train(
     types = {t: i for i, t in enumerate(bundle.cell_types)}
     ct_all = torch.tensor([types[t] for t in bundle.cells["cell_type"]], device=device)
     paired = cfg.paired if cfg.paired is not None else bool(bundle.manifest.get("paired", True))
+    paired_report: dict = {}  # filled by the paired phase
     total = cfg.steps_atac + cfg.steps_rna + cfg.steps_maps + (cfg.steps_paired if paired else 0)
     done = 0
 
@@ -235,8 +241,12 @@ def _train(
             m.requires_grad_(True)
         model.eval()
         params = [p for m in tuned for p in m.parameters()]
-        opt = torch.optim.Adam(params, lr=cfg.lr * 0.5)
-        for _ in range(cfg.steps_paired):
+        opt = torch.optim.Adam(params, lr=cfg.lr * 0.5 if cfg.paired_lr is None else cfg.paired_lr)
+        val = _validation_cells(bundle, cfg.seed)
+        start_mse = _val_mse(model, x_all, y_all, val)
+        best = (start_mse, 0, _snapshot(tuned))
+        paired_report = {"val_cells": int(len(val)), "val_mse_start": start_mse, "diverged_at": None}
+        for step in range(1, cfg.steps_paired + 1):
             b = batch()
             xb = x_all[b]
             if cfg.input_dropout > 0:  # regulariser: the model cannot memorise cells by their exact peak sets
@@ -244,10 +254,22 @@ def _train(
                 xb.data = xb.data * (rng.random(xb.nnz) >= cfg.input_dropout)
                 xb.eliminate_zeros()
             loss = F.mse_loss(model.predict(xb), y_all[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            tick("paired fine-tune", loss.item())
+            check = len(val) and (step % cfg.val_every == 0 or step == cfg.steps_paired)
+            if torch.isfinite(loss):
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                tick("paired fine-tune", loss.item())
+                mse = _val_mse(model, x_all, y_all, val) if check else best[0]
+            else:
+                mse = float("inf")
+            if mse < best[0]:
+                best = (mse, step, _snapshot(tuned))
+            elif mse > cfg.diverge_factor * best[0]:  # diverged: back to the best weights, stop
+                _restore(tuned, best[2])
+                paired_report["diverged_at"] = step
+                break
+        paired_report.update(best_step=best[1], best_val_mse=best[0], val_mse=_val_mse(model, x_all, y_all, val))
 
     model.eval()
     model.requires_grad_(False)
@@ -261,12 +283,38 @@ def _train(
         "config": model.cfg.to_dict(),
         "train": {k: v for k, v in asdict(cfg).items() if k != "device"},
         "paired": paired,
+        "paired_fine_tune": paired_report,
         "device": str(device),
         "train_seconds": round(time.perf_counter() - t0, 2),
         "quality": quality,
         "median_r": float(np.nanmedian(list(quality.values()))) if quality else float("nan"),
     }
     return TrainedModel(model, meta)
+
+
+def _validation_cells(bundle: Bundle, seed: int, limit: int = 1024) -> np.ndarray:
+    """Validation cells for early stopping (a seeded subset of at most ``limit``)."""
+    val = np.flatnonzero(bundle.cell_mask(split="val"))
+    if len(val) > limit:
+        val = np.sort(np.random.default_rng(seed).choice(val, limit, replace=False))
+    return val
+
+
+@torch.no_grad()
+def _val_mse(model: Surrogate, x_all, y_all: torch.Tensor, val: np.ndarray) -> float:
+    if len(val) == 0:
+        return float("inf")
+    mse = F.mse_loss(model.predict(x_all[val]), y_all[val]).item()
+    return mse if np.isfinite(mse) else float("inf")
+
+
+def _snapshot(modules: list[nn.Module]) -> list[dict]:
+    return [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
+
+
+def _restore(modules: list[nn.Module], states: list[dict]) -> None:
+    for m, st in zip(modules, states, strict=True):
+        m.load_state_dict(st)
 
 
 def _disc_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, ct: torch.Tensor) -> torch.Tensor:

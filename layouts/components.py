@@ -26,17 +26,20 @@ def fmt_num(x, spec: str = "+.4g") -> str:
 
 
 def gene_options(genes: list[str], markers: list[tuple[str, str]], quality: dict[str, float]) -> list[dict]:
-    """Gene dropdown options: the Table 1 marker genes first, then every other gene of the bundle."""
+    """Gene dropdown options: the bundle's marker genes first, then every other gene of the bundle."""
     by_gene: dict[str, list[str]] = {}
     for cell, gene in markers:
-        by_gene.setdefault(gene, []).append(cell)
+        cells = by_gene.setdefault(gene, [])
+        if cell:
+            cells.append(cell)
     present = set(genes)
     out = []
     for gene, cells in by_gene.items():
         if gene in present:
             r = quality.get(gene)
             rs = f" · r={r:.2f}" if r is not None and not math.isnan(r) else ""
-            out.append({"label": f"★ {gene} — marker of {', '.join(cells)}{rs}", "value": gene, "search": gene})
+            of = f" of {', '.join(cells)}" if cells else ""
+            out.append({"label": f"★ {gene} — marker{of}{rs}", "value": gene, "search": gene})
     for gene in sorted(present - set(by_gene), key=str.upper):
         r = quality.get(gene)
         rs = f" · r={r:.2f}" if r is not None and not math.isnan(r) else ""
@@ -45,11 +48,11 @@ def gene_options(genes: list[str], markers: list[tuple[str, str]], quality: dict
 
 
 def cell_options(cell_types: list[str], markers: list[tuple[str, str]], gene: str | None) -> list[dict]:
-    """Cell-type options; types paired with ``gene`` in Table 1 are starred and listed first."""
+    """Cell-type options; types paired with ``gene`` as a marker are starred and listed first."""
     paired = {c for c, g in markers if g == gene}
     first = [c for c in cell_types if c in paired]
     rest = [c for c in cell_types if c not in paired]
-    return [{"label": f"★ {c} — Table 1 pair", "value": c} for c in first] + [{"label": c, "value": c} for c in rest]
+    return [{"label": f"★ {c} — marker pair", "value": c} for c in first] + [{"label": c, "value": c} for c in rest]
 
 
 def provenance_banner(manifest: dict) -> html.Div:

@@ -129,3 +129,20 @@ def test_unknown_gene_and_cell_type_suggest_names():
         b.gene_index("G1x")
     with pytest.raises(UnknownNameError, match="Astro"):
         b.check_cell_type("Astr")
+
+
+def test_marker_pairs_come_from_the_bundle_then_table_1(small_sim):
+    import copy
+
+    from grids_core.reference import MARKER_PAIRS
+    from layouts.components import cell_options, gene_options
+
+    b = copy.copy(small_sim[0])
+    assert b.marker_pairs() == [(c, g) for c, g in MARKER_PAIRS]  # the simulator writes Table 1
+    b.manifest = {**b.manifest, "markers": [{"cell_type": "Astro", "gene": "GAD1"}, {"cell_type": None, "gene": "MOG"}]}
+    assert b.marker_pairs() == [("Astro", "GAD1"), ("", "MOG")]
+    labels = [o["label"] for o in gene_options(b.gene_names, b.marker_pairs(), {})[:2]]
+    assert labels == ["★ GAD1 — marker of Astro", "★ MOG — marker"]
+    assert cell_options(b.cell_types, b.marker_pairs(), "GAD1")[0]["value"] == "Astro"
+    b.manifest = {k: v for k, v in b.manifest.items() if k != "markers"}  # e.g. a bundle from an older version
+    assert ("VIP", "GAD1") in b.marker_pairs()

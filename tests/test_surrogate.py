@@ -57,14 +57,17 @@ def test_stage1_equals_dense_gather_and_is_affine():
 
 
 @pytest.mark.parametrize("value", [0.0, 1.0])
-def test_first_order_matches_autograd_and_explicit_sum(value):
+@pytest.mark.parametrize("layout", ["csr", "csc", "dense"])
+def test_first_order_matches_autograd_and_explicit_sum(value, layout):
+    """Per-block sparse products (CSR/CSC) and the gather over non-zeros (dense input) agree with autograd."""
     m = small_model()
     x = random_x(9, 40, seed=1)
     h = m.stage1(x).detach().requires_grad_(True)
     readout = m.gene_readout(2)
     readout(h).sum().backward()
     grad = h.grad
-    a = m.first_order(x, grad, value)
+    given = {"csr": x, "csc": x.tocsc(), "dense": torch.from_numpy(x.toarray())}[layout]
+    a = m.first_order(given, grad, value)
     w = m.stage1_rows(torch.arange(40))  # [N, H]
     expected = ((value - torch.from_numpy(x.toarray())) * (grad @ w.T)).mean(0)
     torch.testing.assert_close(a, expected, rtol=1e-5, atol=1e-6)
@@ -130,3 +133,23 @@ def test_training_is_reproducible_across_processes(small_bundle_dir):
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env=os.environ).stdout.strip() for _ in range(2)}
     assert len(runs) == 1
+
+
+def test_paired_fine_tuning_divergence_guard_restores_the_best_weights(small_sim, one_thread):
+    """A fine-tune that blows up (absurd learning rate) is rolled back to its best validation state; a sane
+    one runs to the end."""
+    import torch.nn.functional as F
+
+    from grids_core.train import _validation_cells
+
+    b = small_sim[0]
+    x, y = b.atac, torch.from_numpy(b.rna)
+    val = _validation_cells(b, 0)
+    base = dict(steps_atac=20, steps_rna=20, steps_maps=20, steps_paired=40, val_every=5, seed=0)
+    bad = train(b, TrainConfig(**base, paired_lr=50.0))
+    rep = bad.meta["paired_fine_tune"]
+    assert rep["diverged_at"] is not None and rep["val_cells"] > 0
+    assert rep["val_mse"] == pytest.approx(rep["best_val_mse"], rel=1e-5) and rep["val_mse"] <= rep["val_mse_start"]
+    assert F.mse_loss(bad.model.predict(x[val]), y[val]).item() == pytest.approx(rep["best_val_mse"], rel=1e-5)
+    good = train(b, TrainConfig(**base)).meta["paired_fine_tune"]
+    assert good["diverged_at"] is None and good["val_mse"] < good["val_mse_start"]

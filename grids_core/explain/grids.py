@@ -237,7 +237,8 @@ class _Engine:
             (g,) = torch.autograd.grad(total, h)
         with torch.no_grad():
             # first_order averages over samples; the weights already carry sign / n, so undo the mean.
-            a = self.model.first_order(self.inp.take(rows), g * h.shape[0], self.value)
+            x = self.inp.csc if rows is None and self.inp.csc is not None else self.inp.take(rows)
+            a = self.model.first_order(x, g * h.shape[0], self.value)
         return a.detach().double().cpu().numpy()
 
     # -- exact evaluation
