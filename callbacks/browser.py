@@ -156,7 +156,7 @@ def register(app: Dash, state: AppState) -> None:
         Input(ids.GENE, "value"),
     )
     def gene_changed(gene):
-        """Suggest the Table 1 cell types of the gene and say how well the surrogate predicts it."""
+        """Suggest the marker cell types of the gene and say how well the surrogate predicts it."""
         c, err = state.try_ctx()
         if c is None:
             return [], alert(err)

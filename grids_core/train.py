@@ -293,7 +293,7 @@ def _train(
 
 
 def _validation_cells(bundle: Bundle, seed: int, limit: int = 1024) -> np.ndarray:
-    """Validation cells for early stopping (a seeded subset of at most ``limit``)."""
+    """Validation cells watched by the divergence guard (a seeded subset of at most ``limit``)."""
     val = np.flatnonzero(bundle.cell_mask(split="val"))
     if len(val) > limit:
         val = np.sort(np.random.default_rng(seed).choice(val, limit, replace=False))
