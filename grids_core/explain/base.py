@@ -122,3 +122,10 @@ class Objective:
 
     def n_target(self) -> int:
         return int(self.x_target.shape[0])
+
+    def target_stage1(self) -> torch.Tensor:
+        """``stage1(x_target)``: the precomputed ``h_target`` when given, else computed now."""
+        if self.h_target is not None:
+            return self.h_target.to(self.model.device)
+        with torch.no_grad():
+            return self.model.stage1(self.x_target).detach()

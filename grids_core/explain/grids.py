@@ -162,12 +162,8 @@ class _Engine:
         self.is_target = torch.zeros(self.inp.n_rows, dtype=torch.bool, device=self.device)
         self.is_target[: self.n_target] = True
         with torch.no_grad():
-            h_t = objective.h_target
-            if h_t is not None and h_t.shape[0] == self.n_target:
-                h_o = [self.model.stage1(xs[1]).detach()] if len(xs) > 1 else []
-                self.h0 = torch.cat([h_t.to(self.device), *h_o]) if h_o else h_t.to(self.device)
-            else:
-                self.h0 = self.model.stage1(self.inp.x).detach()
+            h_o = [self.model.stage1(xs[1]).detach()] if len(xs) > 1 else []
+            self.h0 = torch.cat([objective.target_stage1(), *h_o])
             self.r0 = _readout(objective, self.h0).detach()
         self.const = self.beta * self.sign * float(self.r0[self.n_target :].double().mean()) if self.n_other else 0.0
         self.w = self.weights(None)

@@ -92,13 +92,16 @@ def samples(objective: Objective, include_other: bool = True) -> Samples:
     if n_t == 0:
         raise SettingsError("The objective has no target samples.")
     w = [torch.full((n_t,), 1.0 / n_t)]
+    h = [objective.target_stage1()]
     if include_other and objective.beta > 0 and objective.x_other is not None and objective.x_other.shape[0] > 0:
         xo = objective.x_other
-        x = stack_inputs(x, sp.csr_matrix(xo, dtype=np.float32) if sp.issparse(xo) else xo)
+        xo = sp.csr_matrix(xo, dtype=np.float32) if sp.issparse(xo) else xo
+        x = stack_inputs(x, xo)
         w.append(torch.full((int(xo.shape[0]),), -float(objective.beta) / int(xo.shape[0])))
+        h.append(stage1_chunked(model, xo))
     weight = torch.cat(w).to(model.device)
     with torch.no_grad():
-        h0 = stage1_chunked(model, x)
+        h0 = torch.cat(h, 0)
         f0 = values(objective, h0)
     return Samples(x=x, weight=weight, h0=h0, f0=f0, n_target=n_t)
 
