@@ -104,7 +104,7 @@ def main() -> None:
                 grids_search(obj, L, k=32, seed=0, faithful=True, full_evaluation=True, max_steps=ref_budget,
                              with_redundancy=False)
                 ref_full_s = time.perf_counter() - t0
-            held = heldout_effect(tm.model, obj.readout, test, r.subset, 0.0)
+            held = heldout_effect(obj.model, obj.readout, test, r.subset, 0.0)
             rows.append({
                 "L": L, "gene": gene, "cell_type": cell_type, "cells": obj.n_target(), "objective_s": t_obj,
                 "grids_s": t_grids, "steps": r.n_steps, "swaps": r.n_accepted, "ms_per_step": 1000 * per_step,

@@ -4,16 +4,22 @@ The ATAC encoder's first stage is affine in x: every peak j has a closed vector 
 E0[j] + D[j]; block c (one chromosome) sum-pools its peaks, so
 ``s_c = sum_{j in c} E0[j] + sum_{j in c} x_j D[j]``. We compute it as a per-block constant plus a
 scatter-add over the non-zeros of x (never a [cells, peaks, dim] tensor).
+
+Beyond the reference architecture, each gene can have K saturating *cis hubs* (``CisHubs``) over the
+peaks near its TSS: ``u_gk = 1 - exp(-sum_j softplus(A_gjk) x_j)`` adds ``sum_k W_gk u_gk`` to the gene's
+pre-ReLU prediction. A hub whose members carry large weights is an OR over them (one open member
+saturates it), which the chromosome-pooled encoder alone did not learn (ALGORITHM §2, "cis hubs").
+For one gene the hub sums are affine in x too, so ``GeneModel`` appends them to stage 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from grids_core.explain.base import to_dense
@@ -36,6 +42,9 @@ class SurrogateConfig:
     gate_hidden: int = 128
     map_depth: int = 3
     disc_hidden: tuple[int, int] = (20, 10)
+    cis_hubs: int = 0  # K saturating hubs per gene (0: the reference architecture)
+    cis_window: int = 500_000  # bp around each TSS whose peaks feed that gene's hubs
+    n_cis_pairs: int = 0  # (gene, peak) pairs within the window (set by build_model)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -247,8 +256,85 @@ class Discriminator(nn.Module):
         return self.head(self.trunk(z)).gather(1, cell_type[:, None]).squeeze(1)
 
 
+def cis_pairs(chroms: np.ndarray, mids: np.ndarray, gene_chroms: np.ndarray, tss: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gene, peak) index pairs with the peak midpoint within ``window`` bp of the gene's TSS, sorted by peak.
+
+    Peaks must be sorted by chromosome then position (the bundle's order).
+    """
+    genes, peaks = [], []
+    starts = {c: i for i, c in reversed(list(enumerate(chroms)))}
+    offsets = block_offsets_from_chroms(chroms)
+    ends = {chroms[a]: b for a, b in zip(offsets[:-1], offsets[1:], strict=True)} if len(chroms) else {}
+    for g, (c, t) in enumerate(zip(gene_chroms, tss, strict=True)):
+        if c not in starts:
+            continue
+        lo, hi = starts[c], ends[c]
+        a = lo + np.searchsorted(mids[lo:hi], t - window, side="left")
+        b = lo + np.searchsorted(mids[lo:hi], t + window, side="right")
+        genes.append(np.full(b - a, g, dtype=np.int64))
+        peaks.append(np.arange(a, b, dtype=np.int64))
+    if not genes:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    gene, peak = np.concatenate(genes), np.concatenate(peaks)
+    order = np.lexsort((gene, peak))
+    return gene[order], peak[order]
+
+
+class CisHubs(nn.Module):
+    """K saturating hubs per gene over the peaks within its cis window (module docstring)."""
+
+    def __init__(self, cfg: SurrogateConfig):
+        super().__init__()
+        p, k = cfg.n_cis_pairs, cfg.cis_hubs
+        self.n_genes, self.n_peaks = cfg.n_genes, cfg.n_peaks
+        g = torch.Generator().manual_seed(1)
+        self.register_buffer("pair_gene", torch.zeros(p, dtype=torch.int64))
+        self.register_buffer("pair_peak", torch.zeros(p, dtype=torch.int64))
+        self.logits = nn.Parameter(torch.randn(p, k, generator=g) * 0.5 - 3.0)  # softplus ~ 0.05: nearly off
+        self.weight = nn.Parameter(torch.zeros(cfg.n_genes, k))
+        self._ptr: torch.Tensor | None = None
+        self.register_load_state_dict_post_hook(lambda module, keys: module.reset_index())
+
+    def set_pairs(self, gene: np.ndarray, peak: np.ndarray) -> None:
+        """Install the (gene, peak) pairs (sorted by peak), as from ``cis_pairs``."""
+        self.pair_gene.copy_(torch.from_numpy(np.asarray(gene, dtype=np.int64)))
+        self.pair_peak.copy_(torch.from_numpy(np.asarray(peak, dtype=np.int64)))
+        self.reset_index()
+
+    def reset_index(self) -> None:
+        self._ptr = None
+
+    def peak_ptr(self) -> torch.Tensor:
+        """CSR pointer of pairs by peak: pairs of peak j are ``ptr[j]:ptr[j+1]``."""
+        if self._ptr is None or self._ptr.device != self.pair_peak.device:
+            grid = torch.arange(self.n_peaks + 1, device=self.pair_peak.device)
+            self._ptr = torch.searchsorted(self.pair_peak, grid)
+        return self._ptr
+
+    def pre(self, x) -> torch.Tensor:
+        """Hub sums ``s[b, g, k] = sum_j softplus(A_gjk) x_bj`` of every gene: [B, G, K]."""
+        rows, cols, vals, n = sparse_coo(x, self.logits.device)
+        ptr = self.peak_ptr()
+        count = ptr[cols + 1] - ptr[cols]
+        nz = torch.repeat_interleave(torch.arange(len(cols), device=cols.device), count)  # non-zero of each pair
+        pair = torch.arange(len(nz), device=cols.device) + (ptr[cols] - (torch.cumsum(count, 0) - count))[nz]
+        w = F.softplus(self.logits).index_select(0, pair)
+        if not bool((vals == 1).all()):
+            w = w * vals[nz, None]
+        out = torch.zeros(n * self.n_genes, self.logits.shape[1], device=self.logits.device, dtype=self.logits.dtype)
+        out.index_add_(0, rows[nz] * self.n_genes + self.pair_gene[pair], w)
+        return out.reshape(n, self.n_genes, -1)
+
+    def forward(self, x) -> torch.Tensor:
+        """Contribution of the hubs to every gene's pre-ReLU prediction: [B, G]."""
+        return (self.weight * -torch.expm1(-self.pre(x))).sum(-1)
+
+
 class Surrogate(nn.Module):
-    """ATAC AE + RNA AE + latent maps + discriminators. Prediction: relu(dec_rna(a2r(enc_atac(x))))."""
+    """ATAC AE + RNA AE + latent maps + discriminators (+ optional cis hubs).
+
+    Prediction: ``relu(dec_rna(a2r(enc_atac(x))) + hubs(x))``.
+    """
 
     def __init__(self, cfg: SurrogateConfig):
         super().__init__()
@@ -260,6 +346,7 @@ class Surrogate(nn.Module):
         self.r2a = MixtureAffineMap(cfg)
         self.disc_rna = Discriminator(cfg)
         self.disc_atac = Discriminator(cfg)
+        self.hubs = CisHubs(cfg) if cfg.cis_hubs > 0 and cfg.n_cis_pairs > 0 else None
 
     @property
     def device(self) -> torch.device:
@@ -269,28 +356,22 @@ class Surrogate(nn.Module):
     def n_features(self) -> int:
         return self.cfg.n_peaks
 
-    # two-stage interface (grids_core.explain.base.TwoStageModel)
+    # encoder stage 1 (shared by every gene; GeneModel adds a gene's hub sums)
     def stage1(self, x) -> torch.Tensor:
         return self.enc_atac.stage1(x)
 
-    def stage1_rows(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.enc_atac.stage1_rows(idx)
+    def for_gene(self, g: int) -> GeneModel:
+        """The two-stage model (``explain.base.TwoStageModel``) whose readout is gene ``g``'s prediction."""
+        return GeneModel(self, g)
 
-    def first_order(self, x, grad: torch.Tensor, value: float) -> torch.Tensor:
-        return self.enc_atac.first_order(x, grad, value)
-
-    def gene_readout(self, g: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Stage 2 for one gene: stage-1 activations [B, H] -> predicted expression of gene g [B]."""
-
-        def readout(h: torch.Tensor) -> torch.Tensor:
-            z = self.a2r(self.enc_atac.stage2(h))
-            return torch.relu(self.rna.decode_gene(z, g))
-
-        return readout
+    def predict_pre(self, x) -> torch.Tensor:
+        """Prediction before the final ReLU: [B, G]."""
+        pre = self.rna.decode(self.a2r(self.enc_atac(x)))
+        return pre + self.hubs(x) if self.hubs is not None else pre
 
     def predict(self, x) -> torch.Tensor:
         """Predicted log-normalised expression of every gene: [B, G]."""
-        return torch.relu(self.rna.decode(self.a2r(self.enc_atac(x))))
+        return torch.relu(self.predict_pre(x))
 
     @torch.no_grad()
     def predict_numpy(self, x, batch: int = 1024) -> np.ndarray:
@@ -302,3 +383,81 @@ class Surrogate(nn.Module):
             outs.append(self.predict(x[s : s + batch]).cpu().numpy())
         self.train(was)
         return np.concatenate(outs) if outs else np.zeros((0, self.cfg.n_genes), np.float32)
+
+
+def _columns(x, cols: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Dense float32 ``x[:, cols]`` of scipy-sparse, numpy or torch inputs: [B, len(cols)]."""
+    if sp.issparse(x):
+        x = x.tocsc() if x.format == "csc" else x.tocsr()
+        return to_dense(x[:, cols], device)
+    if isinstance(x, np.ndarray):
+        return to_dense(x[:, cols], device)
+    return to_dense(x[:, torch.as_tensor(cols, device=x.device)], device)
+
+
+class GeneModel:
+    """The surrogate seen through one gene g, as a two-stage model.
+
+    Stage 1 = the encoder's pooled block sums followed by gene g's K hub sums (both affine in x);
+    ``readout`` = the rest of the network, only decoder row g: ``relu(dec_g(a2r(stage2(h))) + hubs_g)``.
+    """
+
+    def __init__(self, model: Surrogate, g: int):
+        self.model, self.g = model, int(g)
+        self.n_enc = model.cfg.n_blocks * model.cfg.h0
+        self.n_features = model.cfg.n_peaks
+        hubs = model.hubs
+        if hubs is None:
+            self.peaks = np.zeros(0, np.int64)
+            self.hub_rows = torch.zeros(0, 0, device=model.device)
+            self.hub_weight = torch.zeros(0, device=model.device)
+        else:
+            sel = hubs.pair_gene == self.g
+            self.peaks = hubs.pair_peak[sel].cpu().numpy()
+            self.hub_rows = F.softplus(hubs.logits[sel]).detach()  # [m, K]
+            self.hub_weight = hubs.weight[self.g].detach()  # [K]
+        self.n_hubs = int(self.hub_weight.shape[0])
+        self._hub_table: torch.Tensor | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def hub_stage1(self, x) -> torch.Tensor:
+        """Gene g's hub sums ``x[:, peaks] @ softplus(A_g)``: [B, K]."""
+        if self.n_hubs == 0:
+            return torch.zeros(x.shape[0], 0, device=self.device)
+        return _columns(x, self.peaks, self.device) @ self.hub_rows
+
+    def extend(self, x, h_enc: torch.Tensor) -> torch.Tensor:
+        """Full stage 1 from an already computed encoder stage 1 (shared across genes)."""
+        return torch.cat([h_enc.to(self.device), self.hub_stage1(x)], dim=1)
+
+    def stage1(self, x) -> torch.Tensor:
+        return self.extend(x, self.model.enc_atac.stage1(x))
+
+    def stage1_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        rows = self.model.enc_atac.stage1_rows(idx)
+        if self.n_hubs == 0:
+            return rows
+        if self._hub_table is None:  # [N, K]: the hub rows of the window's peaks, zero elsewhere
+            self._hub_table = torch.zeros(self.n_features, self.n_hubs, device=self.device, dtype=self.hub_rows.dtype)
+            self._hub_table[torch.as_tensor(self.peaks, device=self.device)] = self.hub_rows
+        return torch.cat([rows, self._hub_table[idx.to(self.device)].to(rows.dtype)], dim=1)
+
+    def first_order(self, x, grad: torch.Tensor, value: float) -> torch.Tensor:
+        a = self.model.enc_atac.first_order(x, grad[:, : self.n_enc], value)
+        if self.n_hubs and len(self.peaks):
+            gh = grad[:, self.n_enc :].to(self.hub_rows.dtype)  # [B, K]
+            xg = _columns(x, self.peaks, grad.device).to(gh.dtype)  # [B, m]
+            part = (value * (self.hub_rows @ gh.sum(0)) - ((xg.T @ gh) * self.hub_rows).sum(1)) / grad.shape[0]
+            a[torch.as_tensor(self.peaks, device=a.device)] += part.to(a.dtype)
+        return a
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Stage-1 activations [B, H] -> predicted expression of gene g [B]."""
+        m = self.model
+        pre = m.rna.decode_gene(m.a2r(m.enc_atac.stage2(h[:, : self.n_enc])), self.g)
+        if self.n_hubs:
+            pre = pre + (self.hub_weight * -torch.expm1(-h[:, self.n_enc :])).sum(1)
+        return torch.relu(pre)

@@ -7,6 +7,8 @@ frozen (eval mode, no grad), plus the paired term MSE(y_hat, y) when cells are c
 (4, co-assayed data only) paired fine-tuning of the ATAC encoder, the map and the RNA decoder on the
 paired term, batch-norm statistics frozen, so that individual peaks can carry gene-specific signal; a
 random 30 % of each cell's open peaks is hidden per step (input dropout) so cells cannot be memorised.
+The cis hubs (``surrogate.CisHubs``) train in phases 3-4 on the paired term, with a higher learning rate
+and a small L1 on their input weights; with unpaired data there are no hubs.
 A divergence guard checks the validation MSE every 250 steps: when it exceeds 1.5x its best so far (or a
 loss is not finite), the best weights are restored and fine-tuning stops.
 """
@@ -29,7 +31,7 @@ from torch import nn
 from grids_core.bundle import Bundle
 from grids_core.determinism import deterministic
 from grids_core.errors import CancelledError, ModelError
-from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, sparse_coo
+from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, cis_pairs, sparse_coo
 
 Progress = Callable[[float, str], None]
 PREDICTABLE_R = 0.3  # below this held-out Pearson r a gene's explanations are flagged
@@ -45,7 +47,7 @@ class TrainConfig:
     steps_atac: int = 500
     steps_rna: int = 500
     steps_maps: int = 500
-    steps_paired: int = 3000
+    steps_paired: int = 1500
     adv_weight: float = 0.3
     disc_every: int = 3
     focal_gamma: float = 2.0
@@ -54,6 +56,10 @@ class TrainConfig:
     val_every: int = 250  # paired phase: validation MSE every this many steps ...
     diverge_factor: float = 1.5  # ... and above this factor x its best so far, restore the best weights and stop
     paired: bool | None = None  # None: use the paired terms when the bundle is co-assayed
+    cis_hubs: int = 3  # saturating cis hubs per gene, trained on the paired term (0: reference architecture)
+    cis_window: int = 500_000  # bp around each TSS feeding its hubs
+    hub_lr: float = 1e-2
+    hub_l1: float = 1e-3  # L1 on the hubs' input weights softplus(A), per gene
     device: str | None = None
 
 
@@ -83,14 +89,24 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_model(bundle: Bundle) -> Surrogate:
+def build_model(bundle: Bundle, cis_hubs: int = 0, cis_window: int = 500_000) -> Surrogate:
+    """An untrained surrogate shaped for the bundle (with ``cis_hubs`` hubs per gene when > 0)."""
+    chroms = bundle.peaks["chrom"].to_numpy()
+    gene, peak = cis_pairs(chroms, bundle.peak_midpoints(), bundle.genes["chrom"].to_numpy(),
+                           bundle.genes["tss"].to_numpy(), cis_window) if cis_hubs > 0 else (np.zeros(0), np.zeros(0))
     cfg = SurrogateConfig(
         n_peaks=bundle.atac.shape[1],
         n_genes=bundle.rna.shape[1],
         n_cell_types=len(bundle.cell_types),
-        block_offsets=block_offsets_from_chroms(bundle.peaks["chrom"].to_numpy()),
+        block_offsets=block_offsets_from_chroms(chroms),
+        cis_hubs=cis_hubs,
+        cis_window=cis_window,
+        n_cis_pairs=len(gene),
     )
-    return Surrogate(cfg)
+    model = Surrogate(cfg)
+    if model.hubs is not None:
+        model.hubs.set_pairs(gene, peak)
+    return model
 
 
 def _focal_bce(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -149,7 +165,7 @@ def _train(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = build_model(bundle).to(device)
+    model = build_model(bundle, cfg.cis_hubs if paired_requested(bundle, cfg) else 0, cfg.cis_window).to(device)
     t0 = time.perf_counter()
 
     train_idx = np.flatnonzero(bundle.cell_mask(split="train"))
@@ -157,7 +173,7 @@ def _train(
     y_all = torch.from_numpy(bundle.rna).to(device)
     types = {t: i for i, t in enumerate(bundle.cell_types)}
     ct_all = torch.tensor([types[t] for t in bundle.cells["cell_type"]], device=device)
-    paired = cfg.paired if cfg.paired is not None else bool(bundle.manifest.get("paired", True))
+    paired = paired_requested(bundle, cfg)
     paired_report: dict = {}  # filled by the paired phase
     total = cfg.steps_atac + cfg.steps_rna + cfg.steps_maps + (cfg.steps_paired if paired else 0)
     done = 0
@@ -202,7 +218,9 @@ def _train(
     for m in frozen:
         m.eval()
         m.requires_grad_(False)
-    opt_g = torch.optim.Adam(list(model.a2r.parameters()) + list(model.r2a.parameters()), lr=cfg.lr)
+    hub_params = list(model.hubs.parameters()) if model.hubs is not None else []
+    opt_g = torch.optim.Adam([{"params": list(model.a2r.parameters()) + list(model.r2a.parameters())},
+                              {"params": hub_params, "lr": cfg.hub_lr}], lr=cfg.lr)
     opt_d = torch.optim.Adam(list(model.disc_rna.parameters()) + list(model.disc_atac.parameters()), lr=cfg.lr)
     for step in range(cfg.steps_maps):
         b = batch()
@@ -228,7 +246,10 @@ def _train(
             + cfg.adv_weight * (_gen_loss(model.disc_rna, za2r, cb) + _gen_loss(model.disc_atac, zr2a, cb))
         )
         if paired:
-            loss = loss + F.mse_loss(torch.relu(model.rna.decode(za2r)), yb)
+            pre = model.rna.decode(za2r)
+            if model.hubs is not None:
+                pre = pre + model.hubs(xb)
+            loss = loss + paired_loss(pre, yb) + _hub_penalty(model, cfg)
         opt_g.zero_grad()
         loss.backward()
         opt_g.step()
@@ -241,7 +262,11 @@ def _train(
             m.requires_grad_(True)
         model.eval()
         params = [p for m in tuned for p in m.parameters()]
-        opt = torch.optim.Adam(params, lr=cfg.lr * 0.5 if cfg.paired_lr is None else cfg.paired_lr)
+        if model.hubs is not None:
+            tuned.append(model.hubs)
+            model.hubs.requires_grad_(True)
+        opt = torch.optim.Adam([{"params": params}, {"params": hub_params, "lr": cfg.hub_lr}],
+                               lr=cfg.lr * 0.5 if cfg.paired_lr is None else cfg.paired_lr)
         val = _validation_cells(bundle, cfg.seed)
         start_mse = _val_mse(model, x_all, y_all, val)
         best = (start_mse, 0, _snapshot(tuned))
@@ -253,7 +278,7 @@ def _train(
                 xb = xb.copy()
                 xb.data = xb.data * (rng.random(xb.nnz) >= cfg.input_dropout)
                 xb.eliminate_zeros()
-            loss = F.mse_loss(model.predict(xb), y_all[b])
+            loss = paired_loss(model.predict_pre(xb), y_all[b]) + _hub_penalty(model, cfg)
             check = len(val) and (step % cfg.val_every == 0 or step == cfg.steps_paired)
             if torch.isfinite(loss):
                 opt.zero_grad()
@@ -290,6 +315,27 @@ def _train(
         "median_r": float(np.nanmedian(list(quality.values()))) if quality else float("nan"),
     }
     return TrainedModel(model, meta)
+
+
+def paired_loss(pre: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``MSE(relu(pre), y)``, except that where ``y > 0`` the error is ``pre - y`` even when ``pre < 0``.
+
+    Same minimiser, but a gene whose prediction fell below zero on expressing cells still gets a gradient
+    (with the plain ReLU error such a gene can stay predicted 0 for good).
+    """
+    err = torch.where(y > 0, pre - y, torch.relu(pre))
+    return (err**2).mean()
+
+
+def _hub_penalty(model: Surrogate, cfg: TrainConfig) -> torch.Tensor | float:
+    if model.hubs is None or cfg.hub_l1 <= 0:
+        return 0.0
+    return cfg.hub_l1 * F.softplus(model.hubs.logits).sum() / model.cfg.n_genes
+
+
+def paired_requested(bundle: Bundle, cfg: TrainConfig) -> bool:
+    """Whether the paired terms (and so the cis hubs) are trained: co-assayed bundles unless told otherwise."""
+    return cfg.paired if cfg.paired is not None else bool(bundle.manifest.get("paired", True))
 
 
 def _validation_cells(bundle: Bundle, seed: int, limit: int = 1024) -> np.ndarray:

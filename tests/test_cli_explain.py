@@ -7,6 +7,7 @@ import shutil
 
 import pandas as pd
 import pytest
+import torch
 
 from grids_core.cli import main
 from grids_core.explain.gene import ExplainRequest
@@ -112,9 +113,14 @@ def test_genes_of_one_type_share_one_stage1_pass(small_bundle, small_model, one_
     gene_mod._STAGE1_CACHE.clear()
     a = gene_mod.build_objective(small_bundle, small_model, ExplainRequest("GAD1", "VIP"))
     b = gene_mod.build_objective(small_bundle, small_model, ExplainRequest("GAD2", "VIP"))
-    assert b.h_target is a.h_target and len(gene_mod._STAGE1_CACHE) == 1
+    assert len(gene_mod._STAGE1_CACHE) == 1  # one encoder pass for the type ...
+    (_, h_enc, _), = gene_mod._STAGE1_CACHE.values()
+    n_enc = h_enc.shape[1]
+    for obj in (a, b):  # ... that both genes start from, each adding only its own hub columns
+        assert torch.equal(obj.h_target[:, :n_enc], h_enc)
+        assert obj.h_target.shape[1] == n_enc + obj.model.n_hubs
     c = gene_mod.build_objective(small_bundle, small_model, ExplainRequest("GAD1", "SST"))
-    assert c.h_target is not a.h_target and len(gene_mod._STAGE1_CACHE) == 2
+    assert len(gene_mod._STAGE1_CACHE) == 2 and c.model.n_hubs == 3  # the default surrogate has hubs
     cached = grids_search(b, 5, k=8, seed=0, with_redundancy=False)
     b.h_target = None  # recompute stage 1 inside the search
     fresh = grids_search(b, 5, k=8, seed=0, with_redundancy=False)

@@ -8,20 +8,28 @@ import scipy.sparse as sp
 import torch
 
 from grids_core.errors import ModelError
-from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms
+from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, cis_pairs
 from grids_core.train import TrainConfig, load_model, save_model, train
 
 from .test_bundle import tiny_bundle
 
 
-def small_model(n_peaks: int = 40, n_genes: int = 6) -> Surrogate:
+def small_model(n_peaks: int = 40, n_genes: int = 6, hubs: int = 0) -> Surrogate:
+    """Random small surrogate; with ``hubs`` > 0, gene g has hubs over the peaks within 8 kb of its TSS."""
     chroms = np.array(["chr1"] * 15 + ["chr2"] * 20 + ["chrX"] * (n_peaks - 35))
+    mids = np.concatenate([np.arange(n) * 1000 for n in (15, 20, n_peaks - 35)])
+    gene_chroms = np.array(["chr1", "chr2"] * n_genes)[:n_genes]
+    gene, peak = cis_pairs(chroms, mids, gene_chroms, 3000 * np.arange(n_genes), 8000)
     cfg = SurrogateConfig(n_peaks=n_peaks, n_genes=n_genes, n_cell_types=3, block_offsets=block_offsets_from_chroms(chroms),
-                          rna_hidden=(16, 8))
+                          rna_hidden=(16, 8), cis_hubs=hubs, n_cis_pairs=len(gene))
     torch.manual_seed(0)
     m = Surrogate(cfg)
     with torch.no_grad():
         m.enc_atac.e0.normal_()
+        if hubs:
+            m.hubs.set_pairs(gene, peak)
+            m.hubs.logits.normal_()
+            m.hubs.weight.normal_()
     return m.eval()
 
 
@@ -43,42 +51,64 @@ def test_block_offsets():
     assert block_offsets_from_chroms(np.array(["chr1", "chr1", "chr2", "chrX"])) == [0, 2, 3, 4]
 
 
-def test_stage1_equals_dense_gather_and_is_affine():
-    m = small_model()
+@pytest.mark.parametrize("hubs", [0, 3])
+def test_stage1_equals_dense_gather_and_is_affine(hubs):
+    m = small_model(hubs=hubs)
     x = random_x(7, 40)
-    h = m.stage1(x)
-    torch.testing.assert_close(h, dense_stage1(m, x.toarray()), rtol=1e-5, atol=1e-5)
-    # setting feature j from 0 to 1 moves stage1 by exactly W[j]
-    j = int(np.flatnonzero(x.toarray()[0] == 0)[0])
-    x2 = x.tolil()
-    x2[0, j] = 1
-    diff = m.stage1(x2.tocsr())[0] - h[0]
-    torch.testing.assert_close(diff, m.stage1_rows(torch.tensor([j]))[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.stage1(x), dense_stage1(m, x.toarray()), rtol=1e-5, atol=1e-5)
+    view = m.for_gene(2)
+    h = view.stage1(x)
+    assert h.shape[1] == m.cfg.n_blocks * m.cfg.h0 + hubs
+    # setting feature j from 0 to 1 moves a gene's stage1 by exactly W[j] (hub columns included)
+    for j in np.flatnonzero(x.toarray()[0] == 0):
+        x2 = x.tolil()
+        x2[0, j] = 1
+        diff = view.stage1(x2.tocsr())[0] - h[0]
+        torch.testing.assert_close(diff, view.stage1_rows(torch.tensor([j]))[0], rtol=1e-5, atol=1e-5)
 
 
+def test_hub_sums_match_explicit_window_sums():
+    m = small_model(hubs=3)
+    x = random_x(6, 40, seed=4)
+    s = m.hubs.pre(x)  # [B, G, K]
+    w = torch.nn.functional.softplus(m.hubs.logits)
+    xd = torch.from_numpy(x.toarray())
+    for g in range(m.cfg.n_genes):
+        sel = m.hubs.pair_gene == g
+        assert 0 < int(sel.sum()) < 40  # a local window, not the genome
+        expected = xd[:, m.hubs.pair_peak[sel]] @ w[sel]
+        torch.testing.assert_close(s[:, g], expected, rtol=1e-5, atol=1e-6)
+    # a hub saturates: its contribution is bounded by |W_gk| whatever opens
+    with torch.no_grad():
+        assert float(m.hubs(torch.ones(1, 40)).abs().max()) <= float(m.hubs.weight.abs().sum(1).max()) + 1e-6
+
+
+@pytest.mark.parametrize("hubs", [0, 3])
 @pytest.mark.parametrize("value", [0.0, 1.0])
 @pytest.mark.parametrize("layout", ["csr", "csc", "dense"])
-def test_first_order_matches_autograd_and_explicit_sum(value, layout):
+def test_first_order_matches_autograd_and_explicit_sum(value, layout, hubs):
     """Per-block sparse products (CSR/CSC) and the gather over non-zeros (dense input) agree with autograd."""
-    m = small_model()
+    m = small_model(hubs=hubs)
+    view = m.for_gene(2)
     x = random_x(9, 40, seed=1)
-    h = m.stage1(x).detach().requires_grad_(True)
-    readout = m.gene_readout(2)
-    readout(h).sum().backward()
+    h = view.stage1(x).detach().requires_grad_(True)
+    view.readout(h).sum().backward()
     grad = h.grad
     given = {"csr": x, "csc": x.tocsc(), "dense": torch.from_numpy(x.toarray())}[layout]
-    a = m.first_order(given, grad, value)
-    w = m.stage1_rows(torch.arange(40))  # [N, H]
+    a = view.first_order(given, grad, value)
+    w = view.stage1_rows(torch.arange(40))  # [N, H]
     expected = ((value - torch.from_numpy(x.toarray())) * (grad @ w.T)).mean(0)
     torch.testing.assert_close(a, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_gene_readout_matches_full_prediction():
-    m = small_model()
+@pytest.mark.parametrize("hubs", [0, 3])
+def test_gene_readout_matches_full_prediction(hubs):
+    m = small_model(hubs=hubs)
     x = random_x(5, 40, seed=2)
     full = m.predict(x)
     for g in (0, 3):
-        torch.testing.assert_close(m.gene_readout(g)(m.stage1(x)), full[:, g], rtol=1e-5, atol=1e-5)
+        view = m.for_gene(g)
+        torch.testing.assert_close(view.readout(view.stage1(x)), full[:, g], rtol=1e-5, atol=1e-5)
 
 
 def test_training_is_deterministic_and_checkpoint_round_trips(tmp_path):
@@ -153,3 +183,36 @@ def test_paired_fine_tuning_divergence_guard_restores_the_best_weights(small_sim
     assert F.mse_loss(bad.model.predict(x[val]), y[val]).item() == pytest.approx(rep["best_val_mse"], rel=1e-5)
     good = train(b, TrainConfig(**base)).meta["paired_fine_tune"]
     assert good["diverged_at"] is None and good["val_mse"] < good["val_mse_start"]
+
+
+def test_paired_loss_keeps_a_gradient_for_genes_predicted_below_zero():
+    from grids_core.train import paired_loss
+
+    pre = torch.tensor([[-1.0, 2.0], [-0.5, -3.0]], requires_grad=True)
+    y = torch.tensor([[0.5, 1.0], [0.0, 2.0]])
+    loss = paired_loss(pre, y)
+    # value: pre - y where y > 0 (even below zero), relu(pre) where y == 0
+    assert loss.item() == pytest.approx(((-1.5) ** 2 + 1.0**2 + 0.0 + (-5.0) ** 2) / 4)
+    loss.backward()
+    assert pre.grad[0, 0] < 0 and pre.grad[1, 1] < 0  # pushed up towards the observed expression
+    assert pre.grad[1, 0] == 0  # not expressed and predicted below zero: nothing to fix
+
+
+def test_hubs_are_trained_saved_and_optional(tmp_path):
+    from grids_core import bundle as bundle_io
+
+    b = bundle_io.load(bundle_io.save(tiny_bundle(n_cells=60, n_peaks=30, n_genes=5), tmp_path / "b"))
+    steps = dict(steps_atac=3, steps_rna=3, steps_maps=3, steps_paired=10, batch_size=16)
+    tm = train(b, TrainConfig(**steps))
+    hubs = tm.model.hubs
+    gene, peak = cis_pairs(b.peaks["chrom"].to_numpy(), b.peak_midpoints(), b.genes["chrom"].to_numpy(),
+                           b.genes["tss"].to_numpy(), TrainConfig().cis_window)
+    assert hubs is not None and len(gene) > 0
+    assert torch.equal(hubs.pair_gene, torch.from_numpy(gene)) and torch.equal(hubs.pair_peak, torch.from_numpy(peak))
+    assert float(hubs.weight.abs().sum()) > 0  # trained on the paired term (initialised at zero)
+    back = load_model(save_model(tm, tmp_path / "m.pt"), b)
+    x = b.atac[:12]
+    np.testing.assert_allclose(back.model.predict_numpy(x), tm.model.predict_numpy(x), rtol=1e-5, atol=1e-6)
+    plain = train(b, TrainConfig(**steps, cis_hubs=0))
+    assert plain.model.hubs is None and plain.model.cfg.cis_hubs == 0
+    assert load_model(save_model(plain, tmp_path / "p.pt"), b).model.hubs is None

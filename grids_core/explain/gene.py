@@ -86,10 +86,13 @@ def build_objective(bundle: Bundle, tm: TrainedModel, req: ExplainRequest) -> Ob
         if len(other) > MAX_OTHER_CELLS:
             other = np.sort(rng.choice(other, MAX_OTHER_CELLS, replace=False))
         x_other = bundle.atac[other]
-    x_target, h_target = _target_stage1(bundle, tm, req.cell_type, target)
+    x_target, h_enc = _target_stage1(bundle, tm, req.cell_type, target)
+    view = tm.model.for_gene(g)
+    with torch.no_grad():
+        h_target = view.extend(x_target, h_enc)
     return Objective(
-        model=tm.model,
-        readout=tm.model.gene_readout(g),
+        model=view,
+        readout=view.readout,
         x_target=x_target,
         h_target=h_target,
         value=req.value,
@@ -105,8 +108,9 @@ _STAGE1_CACHE_SIZE = 4
 
 
 def _target_stage1(bundle: Bundle, tm: TrainedModel, cell_type: str, target: np.ndarray):
-    """(x, stage1(x)) of a cell type's training cells, computed once per (bundle, model, type) and
-    shared by every gene explained in that type (the batch runner explains many genes per type)."""
+    """(x, encoder stage1(x)) of a cell type's training cells, computed once per (bundle, model, type) and
+    shared by every gene explained in that type (the batch runner explains many genes per type); each
+    gene only adds its few hub columns."""
     key = (bundle.bundle_id, tm.model_id, id(tm.model), cell_type, len(target), str(tm.model.device))
     hit = _STAGE1_CACHE.get(key)
     if hit is None:
@@ -150,7 +154,7 @@ def explain_gene(
         runtime = time.perf_counter() - t0
         subset = [int(i) for i in out.subset]
         test = np.flatnonzero(bundle.cell_mask(req.cell_type, "test"))
-        held = heldout_effect(tm.model, objective.readout, bundle.atac[test], subset, req.value)
+        held = heldout_effect(objective.model, objective.readout, bundle.atac[test], subset, req.value)
     settings = req.settings()
     return ExplanationResult(
         run_id=run_key(bundle.bundle_id, tm.model_id, req.gene, req.cell_type, req.method, settings),
