@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from grids_core.errors import GridsError
+from grids_core.errors import GridsError, SettingsError
 from grids_core.settings import DEFAULT_HOME, Settings
 
 DEFAULT_BUNDLE = DEFAULT_HOME / "default"
@@ -81,8 +81,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from grids_core.train import TrainConfig, default_model_path, save_model, train
 
     b = bundle_io.load(args.bundle)
+    if args.cis_hubs is not None and args.cis_hubs < 0 or args.cis_window is not None and args.cis_window <= 0:
+        raise SettingsError("--cis-hubs must be >= 0 and --cis-window a positive number of bp.")
     cfg = TrainConfig(seed=args.seed, device=args.device)
-    for name in ("steps_atac", "steps_rna", "steps_maps", "steps_paired"):
+    for name in ("steps_atac", "steps_rna", "steps_maps", "steps_paired", "cis_hubs", "cis_window"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     update, close = _progress_bar("train")
@@ -361,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     for name in ("atac", "rna", "maps", "paired"):
         s.add_argument(f"--steps-{name}", dest=f"steps_{name}", type=int, default=None)
+    s.add_argument("--cis-hubs", type=int, default=None,
+                   help="saturating hubs per gene over its cis peaks (default 3; 0 = the paper's reference architecture)")
+    s.add_argument("--cis-window", type=int, default=None, help="bp around each TSS feeding its hubs (default 500000)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("explain", help="explain one gene in one cell type")

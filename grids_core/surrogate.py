@@ -8,7 +8,7 @@ scatter-add over the non-zeros of x (never a [cells, peaks, dim] tensor).
 Beyond the reference architecture, each gene can have K saturating *cis hubs* (``CisHubs``) over the
 peaks near its TSS: ``u_gk = 1 - exp(-sum_j softplus(A_gjk) x_j)`` adds ``sum_k W_gk u_gk`` to the gene's
 pre-ReLU prediction. A hub whose members carry large weights is an OR over them (one open member
-saturates it), which the chromosome-pooled encoder alone did not learn (ALGORITHM §2, "cis hubs").
+saturates it), which the chromosome-pooled encoder alone did not learn (README, "The surrogate").
 For one gene the hub sums are affine in x too, so ``GeneModel`` appends them to stage 1.
 """
 
@@ -262,13 +262,12 @@ def cis_pairs(chroms: np.ndarray, mids: np.ndarray, gene_chroms: np.ndarray, tss
     Peaks must be sorted by chromosome then position (the bundle's order).
     """
     genes, peaks = [], []
-    starts = {c: i for i, c in reversed(list(enumerate(chroms)))}
-    offsets = block_offsets_from_chroms(chroms)
-    ends = {chroms[a]: b for a, b in zip(offsets[:-1], offsets[1:], strict=True)} if len(chroms) else {}
+    offsets = block_offsets_from_chroms(chroms) if len(chroms) else [0]
+    span = {chroms[a]: (a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)}
     for g, (c, t) in enumerate(zip(gene_chroms, tss, strict=True)):
-        if c not in starts:
+        if c not in span:
             continue
-        lo, hi = starts[c], ends[c]
+        lo, hi = span[c]
         a = lo + np.searchsorted(mids[lo:hi], t - window, side="left")
         b = lo + np.searchsorted(mids[lo:hi], t + window, side="right")
         genes.append(np.full(b - a, g, dtype=np.int64))

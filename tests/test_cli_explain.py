@@ -126,3 +126,15 @@ def test_genes_of_one_type_share_one_stage1_pass(small_bundle, small_model, one_
     fresh = grids_search(b, 5, k=8, seed=0, with_redundancy=False)
     assert cached.subset.tolist() == fresh.subset.tolist()
     assert cached.objective == pytest.approx(fresh.objective, rel=1e-6)
+
+
+def test_train_cli_reference_architecture_and_bad_hub_settings(small_bundle_dir, tmp_path, capsys, one_thread):
+    from grids_core.train import load_model
+
+    out = tmp_path / "ref.pt"
+    steps = ["--steps-atac", "3", "--steps-rna", "3", "--steps-maps", "3", "--steps-paired", "3"]
+    assert main(["train", "--bundle", str(small_bundle_dir), "--out", str(out), "--cis-hubs", "0", *steps]) == 0
+    assert "median held-out r" in capsys.readouterr().out
+    assert load_model(out).model.hubs is None
+    assert main(["train", "--bundle", str(small_bundle_dir), "--out", str(out), "--cis-window", "0", *steps]) != 0
+    assert "--cis-window" in capsys.readouterr().err
