@@ -211,6 +211,9 @@ def _choose_peaks(n_peaks: int, rng: np.random.Generator) -> tuple[pd.DataFrame,
     df["start"] = df["start"].astype(np.int64)
     df["end"] = df["end"].astype(np.int64)
     df = sort_intervals(df).reset_index(drop=True)
+    # a REMO id names a module of several elements: number them (in genome order) so peak names are unique
+    dup = df["name"].duplicated(keep=False)
+    df.loc[dup, "name"] = df.loc[dup, "name"] + "." + (df[dup].groupby("name").cumcount() + 1).astype(str)
     tags = np.concatenate([loci_tags, bg_tags])[df["_k"].to_numpy()]
     return df.drop(columns="_k"), tags
 

@@ -34,6 +34,10 @@ def test_bundle_is_realistic(small_sim):
     assert set(b.cell_types) == {"Exc", "SST", "VIP", "Astro", "Endo", "Micro", "OPC", "Oligo"}
     assert set(b.cells["split"]) == {"train", "val", "test"}
     assert {g for _, g in MARKER_PAIRS} <= set(b.gene_names)
+    # peak names are unique (a REMO id naming several elements is numbered) and keep the REMO id
+    assert b.peaks["name"].is_unique
+    multi = b.peaks["name"].str.fullmatch(r"REMOv1\.GRCh38-\d+\.\d+")
+    assert multi.any() and b.peaks["name"].str.startswith("REMOv1.GRCh38-").any()
     gad1 = b.gene_row("GAD1")
     assert gad1["chrom"] == "chr2" and gad1["strand"] == "+" and abs(int(gad1["tss"]) - 170_813_212) < 100_000
     # RNA is log1p(CP10k): non-negative, markers higher in their own type than elsewhere
