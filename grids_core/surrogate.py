@@ -386,10 +386,9 @@ class Surrogate(nn.Module):
 
 def _columns(x, cols: np.ndarray, device: torch.device) -> torch.Tensor:
     """Dense float32 ``x[:, cols]`` of scipy-sparse, numpy or torch inputs: [B, len(cols)]."""
-    if sp.issparse(x):
-        x = x.tocsc() if x.format == "csc" else x.tocsr()
-        return to_dense(x[:, cols], device)
-    if isinstance(x, np.ndarray):
+    if sp.issparse(x) and x.format not in ("csr", "csc"):
+        x = x.tocsr()
+    if sp.issparse(x) or isinstance(x, np.ndarray):
         return to_dense(x[:, cols], device)
     return to_dense(x[:, torch.as_tensor(cols, device=x.device)], device)
 

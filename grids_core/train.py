@@ -165,7 +165,8 @@ def _train(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = build_model(bundle, cfg.cis_hubs if paired_requested(bundle, cfg) else 0, cfg.cis_window).to(device)
+    paired = cfg.paired if cfg.paired is not None else bool(bundle.manifest.get("paired", True))
+    model = build_model(bundle, cfg.cis_hubs if paired else 0, cfg.cis_window).to(device)  # hubs train on the paired term
     t0 = time.perf_counter()
 
     train_idx = np.flatnonzero(bundle.cell_mask(split="train"))
@@ -173,7 +174,6 @@ def _train(
     y_all = torch.from_numpy(bundle.rna).to(device)
     types = {t: i for i, t in enumerate(bundle.cell_types)}
     ct_all = torch.tensor([types[t] for t in bundle.cells["cell_type"]], device=device)
-    paired = paired_requested(bundle, cfg)
     paired_report: dict = {}  # filled by the paired phase
     total = cfg.steps_atac + cfg.steps_rna + cfg.steps_maps + (cfg.steps_paired if paired else 0)
     done = 0
@@ -331,11 +331,6 @@ def _hub_penalty(model: Surrogate, cfg: TrainConfig) -> torch.Tensor | float:
     if model.hubs is None or cfg.hub_l1 <= 0:
         return 0.0
     return cfg.hub_l1 * F.softplus(model.hubs.logits).sum() / model.cfg.n_genes
-
-
-def paired_requested(bundle: Bundle, cfg: TrainConfig) -> bool:
-    """Whether the paired terms (and so the cis hubs) are trained: co-assayed bundles unless told otherwise."""
-    return cfg.paired if cfg.paired is not None else bool(bundle.manifest.get("paired", True))
 
 
 def _validation_cells(bundle: Bundle, seed: int, limit: int = 1024) -> np.ndarray:
