@@ -56,11 +56,12 @@ def main() -> None:
     ap.add_argument("--faithful-full", type=int, default=0, help="run the whole reference search for N pairs at L=10")
     ap.add_argument("--out", default="/tmp/grids_paper_scale")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="GRIDS candidate ranking precision")
     ap.add_argument("--reuse", action="store_true", help="reuse the bundle/model in --out if present")
     args = ap.parse_args()
     out = Path(args.out)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device {device}, torch threads {torch.get_num_threads()}")
+    print(f"device {device}, torch threads {torch.get_num_threads()}, GRIDS precision {args.precision}")
 
     if not (args.reuse and (out / "manifest.json").exists()):
         t0 = time.perf_counter()
@@ -90,7 +91,7 @@ def main() -> None:
             t_obj = time.perf_counter() - t0
             test = b.atac[b.cell_mask(cell_type, "test")]
             t0 = time.perf_counter()
-            r = grids_search(obj, L, k=32, seed=0)
+            r = grids_search(obj, L, k=32, seed=0, precision=args.precision)
             t_grids = time.perf_counter() - t0
             per_step = t_grids / max(r.n_steps, 1)
             t0 = time.perf_counter()

@@ -111,7 +111,7 @@ def _request(args: argparse.Namespace):
     return ExplainRequest(
         gene=args.gene, cell_type=args.cell_type, method=args.method, L=args.L, k=args.k, value=value, sign=sign,
         beta=args.beta, seed=args.seed, window=args.window, init=args.init, faithful=args.faithful,
-        max_sweeps=args.max_sweeps,
+        max_sweeps=args.max_sweeps, precision=args.precision,
     )
 
 
@@ -290,6 +290,8 @@ def request_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
     sp.add_argument("--faithful", action="store_true", help="the authors' reference behaviour (for comparison)")
     sp.add_argument("--max-sweeps", type=int, default=20)
+    sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: rank GRIDS candidates in bfloat16, accept on exact float32 (faster on GPUs with bf16)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,19 @@ def test_explain_is_deterministic_for_a_seed(small_bundle_dir):
     assert len(set(r1.subset)) == 5
 
 
+def test_bf16_ranking_keeps_the_subset_and_its_own_run_key(small_bundle_dir, one_thread):
+    """The surrogate's stage 2 under bf16 autocast: same subset and exact (float32) J; a separate stored run."""
+    s = Settings(bundle_dir=small_bundle_dir)
+    r32, _ = run_explanation(s, ExplainRequest("GAD1", "VIP", L=6, seed=2), force=True)
+    r16, _ = run_explanation(s, ExplainRequest("GAD1", "VIP", L=6, seed=2, precision="bf16"), force=True)
+    assert sorted(r16.subset) == sorted(r32.subset)
+    assert r16.objective == pytest.approx(r32.objective, abs=1e-6)
+    assert r16.run_id != r32.run_id and r16.settings["precision"] == "bf16"
+    assert "precision" not in r32.settings  # the default keeps the keys of runs stored before the option
+    baseline = ExplainRequest("GAD1", "VIP", method="saliency", precision="bf16")
+    assert baseline.precision == "fp32" and baseline.settings() == ExplainRequest("GAD1", "VIP", method="saliency").settings()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -52,6 +65,7 @@ def test_explain_is_deterministic_for_a_seed(small_bundle_dir):
         (["--gene", "GAD1", "--cell-type", "VIP", "-L", "100000"], "exceeds the candidate pool"),
         (["--gene", "GAD1", "--cell-type", "VIP", "-L", "0"], "at least 1"),
         (["--gene", "GAD1", "--cell-type", "VIP", "--method", "magic"], "Unknown method"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--precision", "bf16", "--faithful"], "Drop --faithful or --precision"),
     ],
 )
 def test_bad_inputs_give_clear_errors(small_bundle_dir, capsys, extra, message):

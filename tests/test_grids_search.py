@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -346,3 +347,44 @@ def test_cancel_and_progress_and_limits():
     assert quick.n_steps == 0 and len(quick.trajectory) == 1
     nored = grids_search(obj, 3, k=4, with_redundancy=False)
     assert np.isnan(nored.single).all() and np.allclose(np.diag(nored.pairwise), nored.drop_one)
+
+
+# ------------------------------------------------------------------------------------ bf16 ranking
+
+
+def test_bf16_ranking_accepts_on_float32():
+    """bf16 only shortlists candidates: the search stays monotone and every reported J is exact float32."""
+    obj = mlp_objective(n=60, b=80, seed=4)
+    kw = {"k": 12, "init": "random", "seed": 1}
+    lo = grids_search(obj, 6, precision="bf16", **kw)
+    hi = grids_search(obj, 6, **kw)
+    _check_valid(lo, obj, 6)
+    assert lo.converged and lo.n_accepted > 0 and lo.settings["precision"] == "bf16"
+    assert np.array_equal(np.sort(lo.subset), np.sort(hi.subset))
+    assert lo.objective == pytest.approx(hi.objective, abs=1e-6)
+    assert lo.n_evaluations > hi.n_evaluations  # the float32 shortlist checks are counted
+
+
+def test_bf16_candidate_deltas_approximate_float32():
+    from grids_core.explain.grids import _Engine, _swap_spec
+
+    obj = mlp_objective(n=60, b=80, seed=4)  # its readout has matmuls, which autocast runs in bf16
+    eng = _Engine(obj, precision="bf16")
+    subset = np.array([3, 14, 15, 9])
+    eng.set_subset(subset)
+    cands = np.setdiff1d(candidate_pool(obj), subset)
+    feats, signs = _swap_spec(Counter(subset.tolist()), 9, cands)
+    exact, low = eng.delta(feats, signs), eng.delta(feats, signs, low=True)
+    assert np.abs(low - exact).max() <= 0.02 * np.abs(exact).max() + 1e-3
+    assert not np.array_equal(low, exact)  # really computed in lower precision
+    assert np.argmin(low) == np.argmin(exact)
+
+
+def test_precision_settings_errors():
+    obj = mlp_objective()
+    with pytest.raises(SettingsError, match="precision"):
+        grids_search(obj, 3, precision="fp16")
+    with pytest.raises(SettingsError, match="float32"):
+        grids_search(obj, 3, precision="bf16", faithful=True)
+    with pytest.raises(SettingsError, match="float32"):
+        grids_search(obj, 3, precision="bf16", full_evaluation=True)

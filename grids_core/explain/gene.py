@@ -41,6 +41,7 @@ class ExplainRequest:
     init: str = "gradient"
     faithful: bool = False
     max_sweeps: int = 20
+    precision: str = "fp32"  # "bf16": candidates ranked in bfloat16, accepted on float32 (GRIDS only)
 
     def __post_init__(self) -> None:
         # one canonical type per field, so the run key never depends on 0 vs 0.0 (e.g. after JSON)
@@ -48,12 +49,16 @@ class ExplainRequest:
         self.value, self.sign, self.beta = float(self.value), float(self.sign), float(self.beta)
         self.window = None if self.window in (None, "") else int(self.window)
         self.faithful = bool(self.faithful)
+        if self.method != "grids":  # baselines have no search to rank: one key whatever the option
+            self.precision = "fp32"
 
     def settings(self) -> dict:
         d = asdict(self)
         d.pop("gene")
         d.pop("cell_type")
         d.pop("method")
+        if d["precision"] == "fp32":  # the default is not in the key: runs stored before the option keep theirs
+            d.pop("precision")
         return d
 
     def validate(self) -> None:
@@ -65,6 +70,11 @@ class ExplainRequest:
             raise SettingsError(f"L and k must be at least 1 (got L={self.L}, k={self.k}).")
         if self.beta < 0:
             raise SettingsError(f"beta must be >= 0, got {self.beta}.")
+        if self.precision not in ("fp32", "bf16"):
+            raise SettingsError(f"precision must be fp32 or bf16, got {self.precision!r}.")
+        if self.precision != "fp32" and self.faithful:
+            raise SettingsError("precision bf16 applies to the GRIDS search; the faithful reference mode runs in "
+                                "float32. Drop --faithful or --precision.")
         if self.window is not None and self.window <= 0:
             raise SettingsError(f"window must be a positive number of bp, got {self.window}.")
 

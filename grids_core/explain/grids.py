@@ -13,6 +13,10 @@ is scored by its EXACT J, evaluated incrementally:
 
 ``full_evaluation=True`` scores candidates with full forwards of the perturbed inputs instead (the
 reference cost profile); ``faithful=True`` reproduces the reference implementation's behaviour.
+
+``precision="bf16"`` ranks the k candidates with stage-2 readouts in bfloat16 (autocast), then scores a
+shortlist of the best ``SHORTLIST`` exactly in float32 and accepts only on that float32 value: the search
+stays monotone in float32, and bfloat16 only decides which few candidates get the exact check.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ _MAX_COEF = 1 << 22  # entries of one [candidates, columns, samples] coefficient
 _MAX_ROWS = 1 << 15  # stage-1 rows per readout call
 _INITS = ("random", "gradient", "single")
 _ORDERS = ("cyclic", "random")
+PRECISIONS = ("fp32", "bf16")
+SHORTLIST = 4  # bf16 precision: candidates re-scored in float32 per step
 
 
 @dataclass
@@ -138,6 +144,12 @@ def _readout(objective: Objective, h: torch.Tensor) -> torch.Tensor:
     return torch.cat([objective.readout(h[i : i + _MAX_ROWS]).reshape(-1) for i in range(0, h.shape[0], _MAX_ROWS)])
 
 
+def _readout_bf16(objective: Objective, h: torch.Tensor) -> torch.Tensor:
+    """``_readout`` with the stage-2 matmuls in bfloat16 (autocast), returned as float32."""
+    with torch.autocast(device_type=h.device.type, dtype=torch.bfloat16):
+        return _readout(objective, h).float()
+
+
 class _Engine:
     """Per-sample weights, the cache ``H``/readouts at the current subset, and exact J deltas.
 
@@ -145,8 +157,9 @@ class _Engine:
     with ``w_b = sign / n_target`` for targets and ``-beta * sign / n_other`` for the others.
     """
 
-    def __init__(self, objective: Objective, full_evaluation: bool = False):
+    def __init__(self, objective: Objective, full_evaluation: bool = False, precision: str = "fp32"):
         self.obj = objective
+        self.low = precision == "bf16"  # keep bf16 readouts of the cache too, for bf16 candidate deltas
         self.model = objective.model
         self.device = torch.device(self.model.device)
         self.value = float(objective.value)
@@ -165,10 +178,12 @@ class _Engine:
             h_o = [self.model.stage1(xs[1]).detach()] if len(xs) > 1 else []
             self.h0 = torch.cat([objective.target_stage1(), *h_o])
             self.r0 = _readout(objective, self.h0).detach()
+            self.r0_low = _readout_bf16(objective, self.h0) if self.low else None
         self.const = self.beta * self.sign * float(self.r0[self.n_target :].double().mean()) if self.n_other else 0.0
         self.w = self.weights(None)
         self.h = self.h0.clone()
         self.r = self.r0.clone()
+        self.r_low = None if self.r0_low is None else self.r0_low.clone()
         self.members = np.zeros(0, dtype=np.int64)
 
     # -- bookkeeping
@@ -204,6 +219,8 @@ class _Engine:
             else:
                 self.h = self._affine(feats, None)
             self.r = _readout(self.obj, self.h).detach()
+            if self.low:
+                self.r_low = _readout_bf16(self.obj, self.h)
         self.members = feats
 
     def apply(self, feats: np.ndarray, signs: np.ndarray, new_members) -> None:
@@ -222,6 +239,8 @@ class _Engine:
                 hb = self._affine(new_members, changed)  # recomputed from H0: no drift over many swaps
                 self.h[changed] = hb
                 self.r[changed] = _readout(self.obj, hb)
+                if self.low:
+                    self.r_low[changed] = _readout_bf16(self.obj, hb)
 
     # -- first order
     def scores(self, rows: torch.Tensor | None = None) -> np.ndarray:
@@ -244,18 +263,23 @@ class _Engine:
         signs: np.ndarray,
         rows: torch.Tensor | None = None,
         empty: bool = False,
+        low: bool = False,
     ) -> np.ndarray:
         """Exact J change of m changes at once (incremental, ALGORITHM §4.5).
 
         Change c moves ``H[b]`` by ``sum_q signs[c, q] * (x[b, feats[c, q]] - v) * W[feats[c, q]]``:
         +1 restores a member to its original value, -1 sets a feature to v, 0 is padding. Only
         samples with a nonzero coefficient are re-read; every other sample keeps its cached readout.
-        ``empty`` evaluates from the unperturbed state instead of the current subset.
+        ``empty`` evaluates from the unperturbed state instead of the current subset. ``low`` (engine
+        built with ``precision="bf16"``): readouts in bfloat16, against the cached bfloat16 readouts, so a
+        ranking estimate rather than an exact value.
         """
         feats = np.asarray(feats, dtype=np.int64).reshape(len(feats), -1)
         signs = np.asarray(signs, dtype=np.float32).reshape(feats.shape)
+        low = low and self.low
+        read = _readout_bf16 if low else _readout
         hb = self.h0 if empty else self.h
-        rb = self.r0 if empty else self.r
+        rb = (self.r0_low if empty else self.r_low) if low else (self.r0 if empty else self.r)
         if rows is not None:
             hb, rb = hb[rows], rb[rows]
         w = self.weights(rows)
@@ -298,7 +322,7 @@ class _Engine:
                     hn = hb[b_].clone()
                     for p in range(q):
                         hn += coef[c_, p, b_].unsqueeze(1) * wr[inv_t[c_, p]]
-                    du[t : t + _MAX_ROWS] = (_readout(self.obj, hn).double() - rb[b_].double()) * w[b_]
+                    du[t : t + _MAX_ROWS] = (read(self.obj, hn).double() - rb[b_].double()) * w[b_]
                 out.index_add_(0, ci + s, du[uinv])
         return out.cpu().numpy()
 
@@ -454,6 +478,16 @@ def _check_settings(L: int, k: int, pool_size: int, init: str, order: str, max_s
         )
 
 
+def _check_precision(precision: str, faithful: bool, full_evaluation: bool) -> None:
+    if precision not in PRECISIONS:
+        raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    if precision != "fp32" and (faithful or full_evaluation):
+        raise SettingsError(
+            "precision='bf16' applies to GRIDS's incremental candidate ranking only; the faithful / "
+            "full-evaluation reference modes run in float32. Drop one of the two options."
+        )
+
+
 @dataclass
 class SubsetEffects:
     """Exact effects of one subset: ordered members, drop-one, pairwise joint drops, singles."""
@@ -518,6 +552,7 @@ def grids_search(
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     with_redundancy: bool = True,
+    precision: str = "fp32",
 ) -> SearchResult:
     """Minimise J over subsets of L features by first-order-guided coordinate descent (ALGORITHM §4).
 
@@ -534,6 +569,8 @@ def grids_search(
     * ``n_evaluations`` counts exact subset evaluations of the search (init, candidates, checks);
       the redundancy outputs (``with_redundancy``) add L + L(L-1)/2 + L more. Without them ``pairwise``
       and ``single`` are NaN (``drop_one`` is always computed: it orders the subset).
+    * ``precision``: ``"bf16"`` ranks candidates with bfloat16 readouts and accepts on float32 (module
+      docstring); every reported J and effect is float32. Not with ``faithful`` or ``full_evaluation``.
     """
     t0 = time.perf_counter()
     L, k = int(L), int(k)
@@ -541,8 +578,9 @@ def grids_search(
     if candidates is not None:
         pool = np.intersect1d(pool, np.asarray(candidates, dtype=np.int64))
     _check_settings(L, k, pool.size, init, order, max_sweeps, batch_size, max_steps)
+    _check_precision(precision, faithful, full_evaluation)
     rng = np.random.default_rng(seed)
-    eng = _Engine(objective, full_evaluation)
+    eng = _Engine(objective, full_evaluation, precision)
     init_used = "random" if faithful else init
     n_eval = 1
     baseline = eng.value_j()
@@ -643,8 +681,13 @@ def grids_search(
                 if eng.full:
                     deltas = eng.delta_full([_swapped(subset, i, int(c)) for c in cands], rows)
                 else:
-                    deltas = eng.delta(feats, signs, rows)
+                    deltas = eng.delta(feats, signs, rows, low=eng.low)
                 n_eval += cands.size
+                if eng.low:  # bf16 ranked; the shortlist is scored exactly (float32) and decides
+                    short = np.argsort(deltas, kind="stable")[:SHORTLIST]
+                    deltas = np.full(cands.size, np.inf)
+                    deltas[short] = eng.delta(feats[short], signs[short], rows)
+                    n_eval += short.size
                 b = int(np.argmin(deltas))
                 if faithful:
                     accepted = True
@@ -705,6 +748,7 @@ def grids_search(
         "faithful": faithful,
         "full_evaluation": full_evaluation,
         "with_redundancy": with_redundancy,
+        "precision": precision,
         "value": eng.value,
         "sign": eng.sign,
         "beta": eng.beta,
