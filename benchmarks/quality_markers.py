@@ -119,7 +119,7 @@ def main() -> None:
           f"GRIDS {df.groups_grids.sum()} vs init {df.groups_init.sum()} (of {2 * n})")
     print(f"GRIDS objective lower than gradient init:                 {(df.J_grids < df.J_init - 1e-9).sum()}/{n}")
     ceiling = df.hits_gradient_init >= np.minimum(df.drivers, args.L)
-    print(f"gradient init already holds min(planted drivers, L):      {ceiling.sum()}/{n}  (there no subset of L can "
+    print(f"gradient init already holds min(planted drivers, L):      {ceiling.sum()}/{n}  (on those pairs no subset of L can "
           "hold more planted drivers than the init)")
     print(f"GRIDS held-out drop larger than faithful (equal budget):  {(df.heldout_drop_grids > df.heldout_drop_faithful).sum()}/{n}"
           f"  (equal: {(df.heldout_drop_grids == df.heldout_drop_faithful).sum()}/{n}; max steps {budget} each, "

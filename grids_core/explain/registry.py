@@ -55,7 +55,7 @@ def run_method(req, objective: Objective, window_mask: np.ndarray | None, progre
         r = grids_search(
             objective, req.L, k=req.k, init=req.init, candidates=candidate_pool(objective, window_mask),
             max_sweeps=req.max_sweeps, seed=req.seed, faithful=req.faithful, progress=progress, cancel=cancel,
-            precision=getattr(req, "precision", "fp32"),
+            precision=req.precision,
         )
         return MethodOutput(
             subset=r.subset, drop_one=r.drop_one, single=r.single, pairwise=r.pairwise, objective=r.objective,
