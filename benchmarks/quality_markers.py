@@ -22,9 +22,9 @@ planted enhancers and of the decoys (``enh_single``, ``decoy_single``; negative 
 gene), and ``group_vs_sum`` = joint effect of closing a whole OR-group / sum of its members' single
 effects (1.0: the surrogate is additive there; the simulator's truth is super-additive, > 1).
 
-``--oracle`` searches the simulator's own planted model instead of the trained surrogate (promoter +
-one OR per group, smoothed as ``1 - exp(-4 * open members)``): what the search does when the model is
-right, separated from what the surrogate learned.
+``--oracle`` searches the simulator's own planted model instead of the trained surrogate
+(``grids_core.explain.planted``: promoter + one OR per group, smoothed as ``1 - exp(-4 * open members)``):
+what the search does when the model is right, separated from what the surrogate learned.
 
     .venv/bin/python benchmarks/quality_markers.py [--bundle .grids/default] [-L 10] [--seed 0] [--oracle]
 """
@@ -36,13 +36,12 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
 
 from grids_core import bundle as bundle_io
 from grids_core.evaluate import heldout_effect, truth_metrics
-from grids_core.explain.base import DenseAffineStage1, Objective
 from grids_core.explain.gene import ExplainRequest, build_objective
 from grids_core.explain.grids import candidate_pool, evaluate_subset, grids_search
+from grids_core.explain.planted import OR_SHARPNESS, planted_objective
 from grids_core.reference import MARKER_PAIRS
 from grids_core.simulate import W_GROUP, W_PROMOTER
 from grids_core.train import default_model_path, load_model
@@ -65,7 +64,7 @@ def main() -> None:
     budget = args.L * args.sweeps
     for cell_type, gene in MARKER_PAIRS:
         if args.oracle:
-            obj = oracle_objective(b, gene, cell_type)
+            obj = planted_objective(b, gene, cell_type)
         else:
             obj = build_objective(b, tm, ExplainRequest(gene, cell_type, L=args.L, seed=args.seed))
         test = b.atac[b.cell_mask(cell_type, "test")]
@@ -110,7 +109,7 @@ def main() -> None:
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     n = len(df)
     print(f"\nL={args.L}, k={args.k}, seed={args.seed}, step budget {budget}, n_pairs={n}, model: "
-          + (f"the planted model (oracle, OR smoothed with kappa = {ORACLE_KAPPA:g})" if args.oracle else "trained surrogate"))
+          + (f"the planted model (oracle, OR smoothed with sharpness {OR_SHARPNESS:g})" if args.oracle else "trained surrogate"))
     print(f"GRIDS recovers more planted drivers than random:          {(df.hits_grids > df.hits_random).sum()}/{n}")
     print(f"GRIDS recovers more planted drivers than gradient init:   {(df.hits_grids > df.hits_gradient_init).sum()}/{n}"
           f"  (>=: {(df.hits_grids >= df.hits_gradient_init).sum()}/{n})")
@@ -129,44 +128,6 @@ def main() -> None:
     print(f"surrogate: mean single effect enhancers {df.enh_single.mean():.4f} vs decoys {df.decoy_single.mean():.4f}; "
           f"median group/sum-of-singles {df.group_vs_sum.median():.3f} (1 = additive)")
     print(f"mean time per pair: GRIDS {df.t_grids_s.mean():.2f} s, faithful {df.t_faithful_s.mean():.2f} s")
-
-
-ORACLE_KAPPA = 4.0  # OR(group) ~ 1 - exp(-kappa * open members): 0.98 with one member open
-
-
-class PlantedModel(DenseAffineStage1):
-    """stage1 = (promoter open, open members of each OR-group): affine in x, from the bundle's truth table."""
-
-    def __init__(self, w: torch.Tensor):
-        self.w, self.c = w, torch.zeros(w.shape[1])
-
-    def stage1_params(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.c, self.w
-
-    @property
-    def device(self) -> torch.device:
-        return self.w.device
-
-
-def oracle_objective(b, gene: str, cell_type: str) -> Objective:
-    """The simulator's log rate of ``gene`` (promoter + smoothed OR per group) on the type's training cells.
-
-    A search on it shows what GRIDS does when the model is exactly right; its gradient at a cell is the
-    smoothed OR's, so single-peak (gradient) scores see the redundancy the way the truth has it.
-    """
-    t = truth_rows(b, gene, cell_type)
-    groups = ["promoter", *sorted(g for g in set(t["group"]) if g.startswith("enhancer"))]
-    w = torch.zeros(b.atac.shape[1], len(groups))
-    for col, name in enumerate(groups):
-        w[t.loc[t["group"] == name, "peak_index"].to_numpy(), col] = 1.0
-    weights = torch.tensor([W_PROMOTER] + [W_GROUP] * (len(groups) - 1))
-
-    def readout(h: torch.Tensor) -> torch.Tensor:
-        ors = torch.cat([h[:, :1], -torch.expm1(-ORACLE_KAPPA * h[:, 1:])], dim=1)
-        return ors @ weights.to(h.dtype)
-
-    x = b.atac[b.cell_mask(cell_type, "train")]
-    return Objective(PlantedModel(w), readout, x, name=f"planted {gene}/{cell_type}")
 
 
 def truth_rows(b, gene: str, cell_type: str) -> pd.DataFrame:
