@@ -297,10 +297,10 @@ def _plant(
     if len(pool) < N_GROUPS * GROUP_SIZE + N_DECOYS:
         raise SettingsError(f"Too few peaks near {gene} to plant enhancers: increase n_peaks.")
     chosen = rng.choice(pool, size=N_GROUPS * GROUP_SIZE + N_DECOYS, replace=False).tolist()
-    groups = [sorted(chosen[i * GROUP_SIZE : (i + 1) * GROUP_SIZE]) for i in range(N_GROUPS)]
-    decoys = sorted(chosen[N_GROUPS * GROUP_SIZE :])
     used.update(chosen)
     used.add(promoter)
+    groups = [sorted(chosen[i * GROUP_SIZE : (i + 1) * GROUP_SIZE]) for i in range(N_GROUPS)]
+    decoys = sorted(chosen[N_GROUPS * GROUP_SIZE :])
     a0 = float(rng.uniform(-0.5, 0.0))
     return PlantedPair(gene, cell_type, promoter, groups, decoys, a0)
 

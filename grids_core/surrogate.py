@@ -279,6 +279,11 @@ def cis_pairs(chroms: np.ndarray, mids: np.ndarray, gene_chroms: np.ndarray, tss
     return gene[order], peak[order]
 
 
+def hub_output(weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``sum_k W_k (1 - exp(-s_k))``: what hubs with sums ``s`` [..., K] add to a gene's prediction."""
+    return (weight * -torch.expm1(-s)).sum(-1)
+
+
 class CisHubs(nn.Module):
     """K saturating hubs per gene over the peaks within its cis window (module docstring)."""
 
@@ -326,7 +331,7 @@ class CisHubs(nn.Module):
 
     def forward(self, x) -> torch.Tensor:
         """Contribution of the hubs to every gene's pre-ReLU prediction: [B, G]."""
-        return (self.weight * -torch.expm1(-self.pre(x))).sum(-1)
+        return hub_output(self.weight, self.pre(x))
 
 
 class Surrogate(nn.Module):
@@ -457,5 +462,5 @@ class GeneModel:
         m = self.model
         pre = m.rna.decode_gene(m.a2r(m.enc_atac.stage2(h[:, : self.n_enc])), self.g)
         if self.n_hubs:
-            pre = pre + (self.hub_weight * -torch.expm1(-h[:, self.n_enc :])).sum(1)
+            pre = pre + hub_output(self.hub_weight, h[:, self.n_enc :])
         return torch.relu(pre)
