@@ -84,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.cis_hubs is not None and args.cis_hubs < 0 or args.cis_window is not None and args.cis_window <= 0:
         raise SettingsError("--cis-hubs must be >= 0 and --cis-window a positive number of bp.")
     cfg = TrainConfig(seed=args.seed, device=args.device)
-    for name in ("steps_atac", "steps_rna", "steps_maps", "steps_paired", "cis_hubs", "cis_window"):
+    for name in ("steps_atac", "steps_rna", "steps_maps", "steps_paired", "steps_cis", "cis_hubs", "cis_window"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     update, close = _progress_bar("train")
@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     bundle_arg(s)
     s.add_argument("--out", default=None, help="checkpoint path (default: BUNDLE/models/default.pt)")
     s.add_argument("--seed", type=int, default=0)
-    for name in ("atac", "rna", "maps", "paired"):
+    for name in ("atac", "rna", "maps", "paired", "cis"):
         s.add_argument(f"--steps-{name}", dest=f"steps_{name}", type=int, default=None)
     s.add_argument("--cis-hubs", type=int, default=None,
                    help="saturating hubs per gene over its cis peaks (default 3; 0 = the paper's reference architecture)")

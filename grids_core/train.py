@@ -7,8 +7,10 @@ frozen (eval mode, no grad), plus the paired term MSE(y_hat, y) when cells are c
 (4, co-assayed data only) paired fine-tuning of the ATAC encoder, the map and the RNA decoder on the
 paired term, batch-norm statistics frozen, so that individual peaks can carry gene-specific signal; a
 random 30 % of each cell's open peaks is hidden per step (input dropout) so cells cannot be memorised.
-The cis hubs (``surrogate.CisHubs``) train in phases 3-4 on the paired term, with a higher learning rate
-and a small L1 on their input weights; with unpaired data there are no hubs.
+The cis hubs (``surrogate.CisHubs``, paired data only) are fitted between phases 2 and 3 on all training
+cells at once with a free intercept per cell type and gene, per-gene early stopping on the validation
+cells (``cis_fit``), then frozen; with ``steps_cis=0`` they train in phases 3-4 on the paired term
+instead (higher learning rate, small L1), which left them additive (README, "The surrogate").
 A divergence guard checks the validation MSE every 250 steps: when it exceeds 1.5x its best so far (or a
 loss is not finite), the best weights are restored and fine-tuning stops.
 """
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grids_core.bundle import Bundle
+from grids_core.cis_fit import CisData, fit_cis_hubs
 from grids_core.determinism import deterministic
 from grids_core.errors import CancelledError, ModelError
 from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, cis_pairs, sparse_coo
@@ -60,6 +63,9 @@ class TrainConfig:
     cis_window: int = 500_000  # bp around each TSS feeding its hubs
     hub_lr: float = 1e-2
     hub_l1: float = 1e-3  # L1 on the hubs' input weights softplus(A), per gene
+    steps_cis: int = 200  # full-batch hub fit before phase 3 (cis_fit); the hubs are then frozen (0: joint training)
+    cis_lr: float = 0.1
+    cis_l1: float = 1e-5
     device: str | None = None
 
 
@@ -175,7 +181,10 @@ def _train(
     types = {t: i for i, t in enumerate(bundle.cell_types)}
     ct_all = torch.tensor([types[t] for t in bundle.cells["cell_type"]], device=device)
     paired_report: dict = {}  # filled by the paired phase
-    total = cfg.steps_atac + cfg.steps_rna + cfg.steps_maps + (cfg.steps_paired if paired else 0)
+    cis_report: dict = {}  # filled by the hub fit
+    fit_hubs = model.hubs is not None and cfg.steps_cis > 0
+    total = (cfg.steps_atac + cfg.steps_rna + cfg.steps_maps + (cfg.steps_paired if paired else 0)
+             + (cfg.steps_cis if fit_hubs else 0))
     done = 0
 
     def batch() -> np.ndarray:
@@ -213,12 +222,22 @@ def _train(
         opt.step()
         tick("RNA AE", loss.item())
 
+    # cis hubs, full batch, then frozen (cis_fit)
+    if fit_hubs:
+        say(done / total, "fitting cis hubs")
+        val = _validation_cells(bundle, cfg.seed)
+        cis_report, _ = fit_cis_hubs(
+            model.hubs, CisData(x_all[train_idx], y_all[train_idx], ct_all[train_idx]),
+            CisData(x_all[val], y_all[val], ct_all[val]) if len(val) else None, len(types), paired_error,
+            cfg.steps_cis, cfg.cis_lr, cfg.cis_l1, tick=lambda loss: tick("cis hubs", loss))
+        model.hubs.requires_grad_(False)
+
     # phase 3: latent maps, autoencoders frozen
     frozen = [model.enc_atac, model.dec_atac, model.rna]
     for m in frozen:
         m.eval()
         m.requires_grad_(False)
-    hub_params = list(model.hubs.parameters()) if model.hubs is not None else []
+    hub_params = list(model.hubs.parameters()) if model.hubs is not None and not fit_hubs else []
     opt_g = torch.optim.Adam([{"params": list(model.a2r.parameters()) + list(model.r2a.parameters())},
                               {"params": hub_params, "lr": cfg.hub_lr}], lr=cfg.lr)
     opt_d = torch.optim.Adam(list(model.disc_rna.parameters()) + list(model.disc_atac.parameters()), lr=cfg.lr)
@@ -262,7 +281,7 @@ def _train(
             m.requires_grad_(True)
         model.eval()
         params = [p for m in tuned for p in m.parameters()]
-        if model.hubs is not None:
+        if hub_params:
             tuned.append(model.hubs)
             model.hubs.requires_grad_(True)
         opt = torch.optim.Adam([{"params": params}, {"params": hub_params, "lr": cfg.hub_lr}],
@@ -309,6 +328,7 @@ def _train(
         "train": {k: v for k, v in asdict(cfg).items() if k != "device"},
         "paired": paired,
         "paired_fine_tune": paired_report,
+        "cis_fit": cis_report,
         "device": str(device),
         "train_seconds": round(time.perf_counter() - t0, 2),
         "quality": quality,
@@ -317,18 +337,22 @@ def _train(
     return TrainedModel(model, meta)
 
 
-def paired_loss(pre: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``MSE(relu(pre), y)``, except that where ``y > 0`` the error is ``pre - y`` even when ``pre < 0``.
+def paired_error(pre: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Element-wise ``(relu(pre) - y)^2``, except that where ``y > 0`` the error is ``pre - y`` even when ``pre < 0``.
 
     Same minimiser, but a gene whose prediction fell below zero on expressing cells still gets a gradient
     (with the plain ReLU error such a gene can stay predicted 0 for good).
     """
-    err = torch.where(y > 0, pre - y, torch.relu(pre))
-    return (err**2).mean()
+    return torch.where(y > 0, pre - y, torch.relu(pre)) ** 2
+
+
+def paired_loss(pre: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean of ``paired_error``: the paired term of phases 3-4."""
+    return paired_error(pre, y).mean()
 
 
 def _hub_penalty(model: Surrogate, cfg: TrainConfig) -> torch.Tensor | float:
-    if model.hubs is None or cfg.hub_l1 <= 0:
+    if model.hubs is None or cfg.hub_l1 <= 0 or not model.hubs.logits.requires_grad:  # absent, off or frozen
         return 0.0
     return cfg.hub_l1 * F.softplus(model.hubs.logits).sum() / model.cfg.n_genes
 

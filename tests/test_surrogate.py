@@ -213,6 +213,11 @@ def test_hubs_are_trained_saved_and_optional(tmp_path):
     back = load_model(save_model(tm, tmp_path / "m.pt"), b)
     x = b.atac[:12]
     np.testing.assert_allclose(back.model.predict_numpy(x), tm.model.predict_numpy(x), rtol=1e-5, atol=1e-6)
+    assert tm.meta["cis_fit"]["steps"] == TrainConfig().steps_cis
+    longer = train(b, TrainConfig(**{**steps, "steps_paired": 30}))  # hubs fitted first, then frozen
+    assert torch.equal(longer.model.hubs.logits, hubs.logits) and torch.equal(longer.model.hubs.weight, hubs.weight)
+    joint = train(b, TrainConfig(**steps, steps_cis=0))  # the previous default: hubs trained with the network
+    assert joint.meta["cis_fit"] == {} and float(joint.model.hubs.weight.abs().sum()) > 0
     plain = train(b, TrainConfig(**steps, cis_hubs=0))
     assert plain.model.hubs is None and plain.model.cfg.cis_hubs == 0
     assert load_model(save_model(plain, tmp_path / "p.pt"), b).model.hubs is None
