@@ -75,7 +75,7 @@ def main() -> None:
     if not (args.reuse and mpath.exists()):
         base = TrainConfig()
         cfg = TrainConfig(device=device, **{k: max(1, int(getattr(base, k) * args.train_scale))
-                                            for k in ("steps_atac", "steps_rna", "steps_maps", "steps_paired")})
+                                            for k in ("steps_atac", "steps_rna", "steps_maps", "steps_paired", "steps_cis")})
         t0 = time.perf_counter()
         tm = train(b, cfg)
         print(f"train: {time.perf_counter() - t0:.1f} s, median held-out r {tm.meta['median_r']:.3f}, "

@@ -5,7 +5,7 @@ Trained together with the network on minibatches, the hubs stayed in their linea
 encoder took the peaks' effects. Fitted first, on all paired training cells at once, with a free
 intercept per (cell type, gene) standing in for the cell-type programme, the hubs only have the
 within-type variation to explain, which is where enhancer logic shows; deterministic full-batch Adam
-steps then move the input weights of redundant enhancers into saturation.
+steps then move the input weights of redundant enhancers towards saturation (README, "The surrogate").
 
 The hub sums of all cells and genes are one sparse product ``s = M @ softplus(A)`` with a fixed design
 ``M[(cell, gene), pair] = x[cell, peak(pair)]``, built once (CSR, and its transpose for the gradient).

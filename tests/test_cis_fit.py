@@ -67,7 +67,7 @@ def test_fit_learns_or_logic_that_single_peak_effects_miss():
     assert max(abs(_hub_drop(hubs, x, [j])) for j in range(3, 10)) < 0.05  # drives nothing
 
 
-def test_early_stopping_never_leaves_a_gene_worse_on_validation():
+def test_early_stopping_ends_no_worse_than_the_start_on_validation_and_is_deterministic():
     rng = np.random.default_rng(3)
     x, y_or = _or_data(300, seed=1)
     y = torch.cat([y_or, torch.tensor(rng.normal(1.0, 0.5, (300, 1)), dtype=torch.float32)], dim=1)  # gene 1: noise
