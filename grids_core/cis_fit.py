@@ -92,14 +92,14 @@ def fit_cis_hubs(
     l1: float,
     check_every: int = 10,
     tick: Callable[[float], None] | None = None,
-) -> tuple[dict, torch.Tensor]:
+) -> dict:
     """Fit ``hubs`` in place: ``y ~ intercept[cell type, gene] + hubs(x)`` on ``train``.
 
     ``loss_fn(pre, y)`` is the element-wise squared error [cells, genes]; ``l1`` weighs
     ``sum softplus(A)`` per gene. With ``val`` cells, every ``check_every`` steps each gene keeps its hub
     parameters from the step with its lowest validation error so far (per-gene early stopping: genes
-    with nothing cis to learn keep hubs that add ~nothing). Returns a report and the fitted intercepts
-    [types, genes] (which the rest of the network replaces).
+    with nothing cis to learn keep hubs that add ~nothing). The intercepts are discarded (the rest of the
+    network replaces them). Returns a report.
     """
     n_genes = train.y.shape[1]
     onehot = F.one_hot(train.cell_type, n_types).to(train.y.dtype)
@@ -120,7 +120,7 @@ def fit_cis_hubs(
         best_err = val_error()
         best_logits, best_weight = hubs.logits.detach().clone(), hubs.weight.detach().clone()
     opt = torch.optim.Adam([hubs.logits, hubs.weight, intercept], lr=lr)
-    losses = []
+    first = last = None
     for step in range(1, steps + 1):
         s = _SparseProduct.apply(F.softplus(hubs.logits), m, mt).reshape(len(train.y), n_genes, -1)
         loss = loss_fn(onehot @ intercept + hub_output(hubs.weight, s), train.y).mean()
@@ -128,7 +128,8 @@ def fit_cis_hubs(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(loss.item())
+        last = loss.item()
+        first = last if first is None else first
         if val is not None and (step % check_every == 0 or step == steps):
             err = val_error()
             better = err < best_err
@@ -137,11 +138,10 @@ def fit_cis_hubs(
             pairs = better[hubs.pair_gene]
             best_logits[pairs] = hubs.logits.detach()[pairs]
         if tick is not None:
-            tick(losses[-1])
+            tick(last)
     if val is not None:
         with torch.no_grad():
             hubs.logits.copy_(best_logits)
             hubs.weight.copy_(best_weight)
-    report = {"steps": steps, "loss_start": losses[0] if losses else None, "loss_end": losses[-1] if losses else None,
-              "val_error": float(best_err.mean()) if val is not None else None}
-    return report, intercept.detach()
+    return {"steps": steps, "loss_start": first, "loss_end": last,
+            "val_error": float(best_err.mean()) if val is not None else None}

@@ -226,7 +226,7 @@ def _train(
     if fit_hubs:
         say(done / total, "fitting cis hubs")
         val = _validation_cells(bundle, cfg.seed)
-        cis_report, _ = fit_cis_hubs(
+        cis_report = fit_cis_hubs(
             model.hubs, CisData(x_all[train_idx], y_all[train_idx], ct_all[train_idx]),
             CisData(x_all[val], y_all[val], ct_all[val]) if len(val) else None, len(types), paired_error,
             cfg.steps_cis, cfg.cis_lr, cfg.cis_l1, tick=lambda loss: tick("cis hubs", loss))

@@ -57,7 +57,7 @@ def test_design_product_equals_the_hub_sums(small_bundle):
 def test_fit_learns_or_logic_that_single_peak_effects_miss():
     x, y = _or_data(1500, seed=0)
     hubs = _hubs(10, 1, k=2)
-    report, _ = fit_cis_hubs(hubs, CisData(x, y, torch.zeros(len(y), dtype=torch.int64)), None, 1, paired_error,
+    report = fit_cis_hubs(hubs, CisData(x, y, torch.zeros(len(y), dtype=torch.int64)), None, 1, paired_error,
                              steps=300, lr=0.1, l1=1e-5)
     assert report["loss_end"] < 0.2 * report["loss_start"]
     group = _hub_drop(hubs, x, [0, 1, 2])
@@ -79,7 +79,7 @@ def test_early_stopping_ends_no_worse_than_the_start_on_validation_and_is_determ
         hubs = _hubs(10, 2, k=2)
         with torch.no_grad():  # the start: per-type mean, hubs adding nothing (weights 0)
             before = paired_error(train.y.mean(0) + hub_output(hubs.weight, hubs.pre(val.x)), val.y).mean()
-        report, _ = fit_cis_hubs(hubs, train, val, 1, paired_error, steps=150, lr=0.1, l1=1e-5)
+        report = fit_cis_hubs(hubs, train, val, 1, paired_error, steps=150, lr=0.1, l1=1e-5)
         fits.append((hubs.logits.clone(), hubs.weight.clone()))
     assert report["val_error"] <= float(before) + 1e-6
     assert float(hubs.weight.detach()[0].abs().sum()) > 0.5  # the OR gene kept a fitted hub

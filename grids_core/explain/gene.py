@@ -17,7 +17,7 @@ from grids_core.determinism import deterministic
 from grids_core.errors import SettingsError, UnknownNameError, suggest
 from grids_core.evaluate import heldout_effect, locality, truth_metrics
 from grids_core.explain.base import Objective
-from grids_core.explain.grids import PRECISIONS
+from grids_core.explain.grids import check_precision
 from grids_core.results import ExplanationResult, run_key
 from grids_core.train import TrainedModel
 
@@ -71,11 +71,7 @@ class ExplainRequest:
             raise SettingsError(f"L and k must be at least 1 (got L={self.L}, k={self.k}).")
         if self.beta < 0:
             raise SettingsError(f"beta must be >= 0, got {self.beta}.")
-        if self.precision not in PRECISIONS:
-            raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
-        if self.precision != "fp32" and self.faithful:
-            raise SettingsError("precision bf16 applies to the GRIDS search; the faithful reference mode runs in "
-                                "float32. Drop --faithful or --precision.")
+        check_precision(self.precision, self.faithful)
         if self.window is not None and self.window <= 0:
             raise SettingsError(f"window must be a positive number of bp, got {self.window}.")
 

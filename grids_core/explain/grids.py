@@ -478,13 +478,14 @@ def _check_settings(L: int, k: int, pool_size: int, init: str, order: str, max_s
         )
 
 
-def _check_precision(precision: str, faithful: bool, full_evaluation: bool) -> None:
+def check_precision(precision: str, faithful: bool, full_evaluation: bool = False) -> None:
+    """Raise ``SettingsError`` for an unknown precision or bf16 with a float32-only reference mode."""
     if precision not in PRECISIONS:
         raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     if precision != "fp32" and (faithful or full_evaluation):
         raise SettingsError(
             "precision='bf16' applies to GRIDS's incremental candidate ranking only; the faithful / "
-            "full-evaluation reference modes run in float32. Drop one of the two options."
+            "full-evaluation reference modes run in float32. Drop --faithful or --precision."
         )
 
 
@@ -578,7 +579,7 @@ def grids_search(
     if candidates is not None:
         pool = np.intersect1d(pool, np.asarray(candidates, dtype=np.int64))
     _check_settings(L, k, pool.size, init, order, max_sweeps, batch_size, max_steps)
-    _check_precision(precision, faithful, full_evaluation)
+    check_precision(precision, faithful, full_evaluation)
     rng = np.random.default_rng(seed)
     eng = _Engine(objective, full_evaluation, precision)
     init_used = "random" if faithful else init
