@@ -6,6 +6,8 @@ encoder took the peaks' effects. Fitted first, on all paired training cells at o
 intercept per (cell type, gene) standing in for the cell-type programme, the hubs only have the
 within-type variation to explain, which is where enhancer logic shows; deterministic full-batch Adam
 steps then move the input weights of redundant enhancers towards saturation (README, "The surrogate").
+The error is taken after the output ReLU (``train.relu_error``), so an intercept below zero switches a
+gene's hubs off in the types where it is silent and a hub need not stay small to be harmless there.
 
 The hub sums of all cells and genes are one sparse product ``s = M @ softplus(A)`` with a fixed design
 ``M[(cell, gene), pair] = x[cell, peak(pair)]``, built once (CSR, and its transpose for the gradient).

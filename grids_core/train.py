@@ -8,8 +8,8 @@ frozen (eval mode, no grad), plus the paired term MSE(y_hat, y) when cells are c
 paired term, batch-norm statistics frozen, so that individual peaks can carry gene-specific signal; a
 random 30 % of each cell's open peaks is hidden per step (input dropout) so cells cannot be memorised.
 The cis hubs (``surrogate.CisHubs``, paired data only) are fitted between phases 2 and 3 on all training
-cells at once with a free intercept per cell type and gene, per-gene early stopping on the validation
-cells (``cis_fit``), then frozen; with ``steps_cis=0`` they train in phases 3-4 on the paired term
+cells at once with a free intercept per cell type and gene, error ``relu_error``, per-gene early
+stopping on the validation cells (``cis_fit``), then frozen; with ``steps_cis=0`` they train in phases 3-4 on the paired term
 instead (higher learning rate, small L1), which left them additive (README, "The surrogate").
 A divergence guard checks the validation MSE every 250 steps: when it exceeds 1.5x its best so far (or a
 loss is not finite), the best weights are restored and fine-tuning stops.
@@ -228,7 +228,7 @@ def _train(
         val = _validation_cells(bundle, cfg.seed)
         cis_report = fit_cis_hubs(
             model.hubs, CisData(x_all[train_idx], y_all[train_idx], ct_all[train_idx]),
-            CisData(x_all[val], y_all[val], ct_all[val]) if len(val) else None, len(types), paired_error,
+            CisData(x_all[val], y_all[val], ct_all[val]) if len(val) else None, len(types), relu_error,
             cfg.steps_cis, cfg.cis_lr, cfg.cis_l1, tick=lambda loss: tick("cis hubs", loss))
         model.hubs.requires_grad_(False)
 
@@ -344,6 +344,17 @@ def paired_error(pre: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     (with the plain ReLU error such a gene can stay predicted 0 for good).
     """
     return torch.where(y > 0, pre - y, torch.relu(pre)) ** 2
+
+
+def relu_error(pre: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Element-wise ``(relu(pre) - y)^2``: the error of the cis-hub fit.
+
+    A free per-(type, gene) intercept can then go below zero where a gene is silent, so a hub's peaks
+    that are open in those cells add nothing after the ReLU, as with the planted logic. Under
+    ``paired_error`` the few silent-type cells with a count pulled such intercepts back up, and the hubs
+    had to stay small (nearly linear) to limit what they added outside the type that uses them.
+    """
+    return (torch.relu(pre) - y) ** 2
 
 
 def paired_loss(pre: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from grids_core.cis_fit import CisData, fit_cis_hubs, hub_design
 from grids_core.surrogate import CisHubs, SurrogateConfig, hub_output
-from grids_core.train import build_model, paired_error
+from grids_core.train import build_model, paired_error, relu_error
 
 
 def _hubs(n_peaks: int, n_genes: int, k: int) -> CisHubs:
@@ -65,6 +65,31 @@ def test_fit_learns_or_logic_that_single_peak_effects_miss():
     assert group == pytest.approx(1.5 * (1 - 0.55**3), rel=0.15)  # closing the group removes the OR term
     assert group > 1.5 * singles  # redundant: the joint effect is far above the sum of single effects
     assert max(abs(_hub_drop(hubs, x, [j])) for j in range(3, 10)) < 0.05  # drives nothing
+
+
+def test_relu_error_lets_a_silent_type_gate_the_hub_off():
+    """The OR peaks are also open in a second type where the gene is silent (a few cells with a count).
+    With ``relu_error`` that type's intercept goes below zero and the hub saturates as planted; under
+    ``paired_error`` those cells hold the intercept up and the hub stays small."""
+    rng = np.random.default_rng(0)
+    n0, n1 = 800, 2400
+    q = np.tile([0.45] * 3 + [0.2] * 7, (n0 + n1, 1))
+    q[n0:, :3] = 0.15
+    x = sp.csr_matrix((rng.random(q.shape) < q).astype(np.float32))
+    x0 = x[:n0]
+    y0 = 0.3 + 1.5 * (np.asarray(x0[:, :3].sum(1)).ravel() > 0) + rng.normal(0, 0.1, n0)
+    y = torch.tensor(np.r_[y0, (rng.random(n1) < 0.05).astype(float)][:, None], dtype=torch.float32)
+    data = CisData(x, y, torch.tensor(np.r_[np.zeros(n0), np.ones(n1)], dtype=torch.int64))
+    groups = {}
+    for name, error in (("relu", relu_error), ("paired", paired_error)):
+        hubs = _hubs(10, 1, k=2)
+        fit_cis_hubs(hubs, data, None, 2, error, steps=300, lr=0.1, l1=1e-5)
+        groups[name] = _hub_drop(hubs, x0, [0, 1, 2])
+        singles = sum(_hub_drop(hubs, x0, [j]) for j in range(3))
+        if name == "relu":
+            assert groups[name] == pytest.approx(1.5 * (1 - 0.55**3), rel=0.15)
+            assert groups[name] > 1.8 * singles
+    assert groups["paired"] < 0.5 * groups["relu"]
 
 
 def test_early_stopping_ends_no_worse_than_the_start_on_validation_and_is_deterministic():
