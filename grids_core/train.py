@@ -9,8 +9,9 @@ paired term, batch-norm statistics frozen, so that individual peaks can carry ge
 random 30 % of each cell's open peaks is hidden per step (input dropout) so cells cannot be memorised.
 The cis hubs (``surrogate.CisHubs``, paired data only) are fitted between phases 2 and 3 on all training
 cells at once with a free intercept per cell type and gene, error ``relu_error``, per-gene early
-stopping on the validation cells (``cis_fit``), then frozen; with ``steps_cis=0`` they train in phases 3-4 on the paired term
-instead (higher learning rate, small L1), which left them additive (README, "The surrogate").
+stopping on the validation cells (``cis_fit``), then frozen; with ``steps_cis=0`` they train in phases
+3-4 on the paired term instead (higher learning rate, small L1), which left them additive (README,
+"The surrogate").
 A divergence guard checks the validation MSE every 250 steps: when it exceeds 1.5x its best so far (or a
 loss is not finite), the best weights are restored and fine-tuning stops.
 """
@@ -59,12 +60,12 @@ class TrainConfig:
     val_every: int = 250  # paired phase: validation MSE every this many steps ...
     diverge_factor: float = 1.5  # ... and above this factor x its best so far, restore the best weights and stop
     paired: bool | None = None  # None: use the paired terms when the bundle is co-assayed
-    cis_hubs: int = 3  # saturating cis hubs per gene, trained on the paired term (0: reference architecture)
+    cis_hubs: int = 3  # saturating cis hubs per gene (0: reference architecture)
     cis_window: int = 500_000  # bp around each TSS feeding its hubs
-    hub_lr: float = 1e-2
+    hub_lr: float = 1e-2  # hub_lr / hub_l1: joint training of the hubs (steps_cis=0) only
     hub_l1: float = 1e-3  # L1 on the hubs' input weights softplus(A), per gene
     steps_cis: int = 200  # full-batch hub fit before phase 3 (cis_fit); the hubs are then frozen (0: joint training)
-    cis_lr: float = 0.1
+    cis_lr: float = 0.03
     cis_l1: float = 1e-5
     device: str | None = None
 
