@@ -72,8 +72,31 @@ def block_offsets_from_chroms(chroms: np.ndarray) -> list[int]:
     return [0, *change.tolist(), len(chroms)]
 
 
+@dataclass(eq=False)
+class DeviceSparse:
+    """Scipy-sparse inputs with their non-zeros also held on a torch device.
+
+    GRIDS takes one first-order pass over the same batch after every accepted swap; on a GPU, converting
+    and copying the batch's non-zeros each time cost more than the pass itself. ``x`` stays available for
+    column slicing.
+    """
+
+    x: sp.spmatrix
+    coo: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]
+
+    @classmethod
+    def of(cls, x, device: torch.device | str) -> DeviceSparse:
+        return cls(x, sparse_coo(x, torch.device(device)))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.x.shape
+
+
 def sparse_coo(x, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """(row, col, value, n_rows) of the non-zeros of x (scipy sparse or dense tensor)."""
+    """(row, col, value, n_rows) of the non-zeros of x (scipy sparse, ``DeviceSparse`` or dense tensor)."""
+    if isinstance(x, DeviceSparse):
+        return tuple(t.to(device) for t in x.coo[:3]) + (x.coo[3],)
     if sp.issparse(x):
         x = x.tocoo()
         return (
@@ -134,7 +157,7 @@ class ATACEncoder(nn.Module):
         """a_j = mean_b (value - x_bj) <D_j, grad_b[c(j)]>, via the non-zeros of x (sparse-friendly).
 
         On CPU with scipy-sparse x (CSC preferred: its transpose is CSR for free) this is one sparse x dense
-        product per block, ``X[:, c]^T G_c``; elsewhere a gather over the non-zeros.
+        product per block, ``X[:, c]^T G_c``; elsewhere (and for ``DeviceSparse`` x) a gather over the non-zeros.
         """
         n, c, h0 = grad.shape[0], self.cfg.n_blocks, self.cfg.h0
         g = grad.reshape(n, c, h0)
@@ -390,7 +413,9 @@ class Surrogate(nn.Module):
 
 
 def _columns(x, cols: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Dense float32 ``x[:, cols]`` of scipy-sparse, numpy or torch inputs: [B, len(cols)]."""
+    """Dense float32 ``x[:, cols]`` of scipy-sparse, ``DeviceSparse``, numpy or torch inputs: [B, len(cols)]."""
+    if isinstance(x, DeviceSparse):
+        x = x.x
     if sp.issparse(x) and x.format not in ("csr", "csc"):
         x = x.tocsr()
     if sp.issparse(x) or isinstance(x, np.ndarray):
@@ -447,6 +472,12 @@ class GeneModel:
             self._hub_table = torch.zeros(self.n_features, self.n_hubs, device=self.device, dtype=self.hub_rows.dtype)
             self._hub_table[torch.as_tensor(self.peaks, device=self.device)] = self.hub_rows
         return torch.cat([rows, self._hub_table[idx.to(self.device)].to(rows.dtype)], dim=1)
+
+    def prepare_inputs(self, x):
+        """Inputs for repeated ``first_order`` calls: off the CPU, sparse x keeps its non-zeros on the device."""
+        if sp.issparse(x) and self.device.type != "cpu":
+            return DeviceSparse.of(x, self.device)
+        return x
 
     def first_order(self, x, grad: torch.Tensor, value: float) -> torch.Tensor:
         a = self.model.enc_atac.first_order(x, grad[:, : self.n_enc], value)

@@ -8,7 +8,13 @@ import scipy.sparse as sp
 import torch
 
 from grids_core.errors import ModelError
-from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, cis_pairs
+from grids_core.surrogate import (
+    DeviceSparse,
+    Surrogate,
+    SurrogateConfig,
+    block_offsets_from_chroms,
+    cis_pairs,
+)
 from grids_core.train import TrainConfig, load_model, save_model, train
 
 from .test_bundle import tiny_bundle
@@ -85,16 +91,17 @@ def test_hub_sums_match_explicit_window_sums():
 
 @pytest.mark.parametrize("hubs", [0, 3])
 @pytest.mark.parametrize("value", [0.0, 1.0])
-@pytest.mark.parametrize("layout", ["csr", "csc", "dense"])
+@pytest.mark.parametrize("layout", ["csr", "csc", "dense", "device"])
 def test_first_order_matches_autograd_and_explicit_sum(value, layout, hubs):
-    """Per-block sparse products (CSR/CSC) and the gather over non-zeros (dense input) agree with autograd."""
+    """Per-block sparse products (CSR/CSC) and the gather over non-zeros (dense input; ``DeviceSparse``,
+    the GPU path, here on CPU) agree with autograd."""
     m = small_model(hubs=hubs)
     view = m.for_gene(2)
     x = random_x(9, 40, seed=1)
     h = view.stage1(x).detach().requires_grad_(True)
     view.readout(h).sum().backward()
     grad = h.grad
-    given = {"csr": x, "csc": x.tocsc(), "dense": torch.from_numpy(x.toarray())}[layout]
+    given = {"csr": x, "csc": x.tocsc(), "dense": torch.from_numpy(x.toarray()), "device": DeviceSparse.of(x, "cpu")}[layout]
     a = view.first_order(given, grad, value)
     w = view.stage1_rows(torch.arange(40))  # [N, H]
     expected = ((value - torch.from_numpy(x.toarray())) * (grad @ w.T)).mean(0)
@@ -148,7 +155,7 @@ def test_model_bundle_mismatch_and_corrupt_checkpoint(tmp_path):
 
 
 def test_training_is_reproducible_across_processes(small_bundle_dir):
-    """Same seed, two fresh interpreters with 2 torch threads: bit-identical weights."""
+    """Same seed, two fresh interpreters with 2 torch threads on CPU: bit-identical weights."""
     import os
     import subprocess
     import sys
@@ -157,7 +164,7 @@ def test_training_is_reproducible_across_processes(small_bundle_dir):
         "import hashlib, torch; torch.set_num_threads(2); from grids_core import bundle as bio; "
         "from grids_core.train import train, TrainConfig; "
         f"b = bio.load({str(small_bundle_dir)!r}); "
-        "tm = train(b, TrainConfig(steps_atac=15, steps_rna=15, steps_maps=15, steps_paired=15)); "
+        "tm = train(b, TrainConfig(steps_atac=15, steps_rna=15, steps_maps=15, steps_paired=15, device='cpu')); "
         "print(hashlib.md5(b''.join(v.numpy().tobytes() for v in tm.model.state_dict().values())).hexdigest())"
     )
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -180,7 +187,7 @@ def test_paired_fine_tuning_divergence_guard_restores_the_best_weights(small_sim
     rep = bad.meta["paired_fine_tune"]
     assert rep["diverged_at"] is not None and rep["val_cells"] > 0
     assert rep["val_mse"] == pytest.approx(rep["best_val_mse"], rel=1e-5) and rep["val_mse"] <= rep["val_mse_start"]
-    assert F.mse_loss(bad.model.predict(x[val]), y[val]).item() == pytest.approx(rep["best_val_mse"], rel=1e-5)
+    assert F.mse_loss(bad.model.predict(x[val]).cpu(), y[val]).item() == pytest.approx(rep["best_val_mse"], rel=1e-5)
     good = train(b, TrainConfig(**base)).meta["paired_fine_tune"]
     assert good["diverged_at"] is None and good["val_mse"] < good["val_mse_start"]
 
@@ -202,7 +209,7 @@ def test_hubs_are_trained_saved_and_optional(tmp_path):
     from grids_core import bundle as bundle_io
 
     b = bundle_io.load(bundle_io.save(tiny_bundle(n_cells=60, n_peaks=30, n_genes=5), tmp_path / "b"))
-    steps = dict(steps_atac=3, steps_rna=3, steps_maps=3, steps_paired=10, batch_size=16)
+    steps = dict(steps_atac=3, steps_rna=3, steps_maps=3, steps_paired=10, batch_size=16, device="cpu")  # bit-equality below
     tm = train(b, TrainConfig(**steps))
     hubs = tm.model.hubs
     gene, peak = cis_pairs(b.peaks["chrom"].to_numpy(), b.peak_midpoints(), b.genes["chrom"].to_numpy(),

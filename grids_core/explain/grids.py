@@ -172,6 +172,9 @@ class _Engine:
         self.n_target = int(objective.x_target.shape[0])
         self.n_other = int(xs[1].shape[0]) if len(xs) > 1 else 0
         self.inp = _Inputs(xs[0] if len(xs) == 1 else _stack(xs, self.device), self.device)
+        full_x = self.inp.csc if self.inp.csc is not None else self.inp.x
+        prepare = getattr(self.model, "prepare_inputs", None)  # e.g. sparse non-zeros kept on the GPU
+        self.first_order_x = prepare(full_x) if prepare is not None else full_x
         self.is_target = torch.zeros(self.inp.n_rows, dtype=torch.bool, device=self.device)
         self.is_target[: self.n_target] = True
         with torch.no_grad():
@@ -252,7 +255,7 @@ class _Engine:
             (g,) = torch.autograd.grad(total, h)
         with torch.no_grad():
             # first_order averages over samples; the weights already carry sign / n, so undo the mean.
-            x = self.inp.csc if rows is None and self.inp.csc is not None else self.inp.take(rows)
+            x = self.first_order_x if rows is None else self.inp.take(rows)
             a = self.model.first_order(x, g * h.shape[0], self.value)
         return a.detach().double().cpu().numpy()
 
