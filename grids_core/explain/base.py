@@ -22,7 +22,11 @@ import torch
 
 @runtime_checkable
 class TwoStageModel(Protocol):
-    """What the search and the baselines need from a model."""
+    """What the search and the baselines need from a model.
+
+    Optionally ``prepare_inputs(x)`` returns what ``first_order`` is given for repeated passes over the
+    same batch (the surrogate keeps sparse non-zeros on its GPU); without it, ``x`` itself.
+    """
 
     n_features: int
 
