@@ -34,7 +34,7 @@ from torch import nn
 from grids_core.bundle import Bundle
 from grids_core.cis_fit import CisData, fit_cis_hubs
 from grids_core.determinism import deterministic
-from grids_core.errors import CancelledError, ModelError
+from grids_core.errors import CancelledError, ModelError, SettingsError
 from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, cis_pairs, sparse_coo
 
 Progress = Callable[[float, str], None]
@@ -90,10 +90,25 @@ class TrainedModel:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """The requested device, else CUDA when present, else CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The requested device, else CUDA when present, else CPU; a device this machine lacks is a SettingsError."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SettingsError(f"Unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N' (or leave --device out to "
+                            "use CUDA when present, else the CPU).") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise SettingsError(f"Device {device!r} was asked for, but no CUDA GPU is usable here (torch "
+                                f"{torch.__version__}, CUDA build: {torch.version.cuda or 'none'}). Use --device cpu "
+                                "or leave --device out.")
+        if dev.index is not None and dev.index >= n:
+            raise SettingsError(f"Device {device!r} does not exist: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}.")
+    elif dev.type != "cpu":
+        raise SettingsError(f"Device {device!r} is not supported: use 'cpu' or 'cuda[:N]'.")
+    return dev
 
 
 def build_model(bundle: Bundle, cis_hubs: int = 0, cis_window: int = 500_000) -> Surrogate:

@@ -66,6 +66,7 @@ def test_bf16_ranking_keeps_the_subset_and_its_own_run_key(small_bundle_dir, one
         (["--gene", "GAD1", "--cell-type", "VIP", "-L", "0"], "at least 1"),
         (["--gene", "GAD1", "--cell-type", "VIP", "--method", "magic"], "Unknown method"),
         (["--gene", "GAD1", "--cell-type", "VIP", "--precision", "bf16", "--faithful"], "Drop --faithful or --precision"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--device", "gpu"], "use 'cpu', 'cuda' or 'cuda:N'"),
     ],
 )
 def test_bad_inputs_give_clear_errors(small_bundle_dir, capsys, extra, message):
@@ -174,3 +175,22 @@ def test_search_with_device_held_inputs_matches_scipy_path(small_bundle, small_m
     assert len(wrapped) == 1 and device_path.n_accepted == scipy_path.n_accepted >= 1  # one copy, reused after swaps
     assert device_path.subset.tolist() == scipy_path.subset.tolist()
     assert device_path.objective == pytest.approx(scipy_path.objective, rel=1e-5)
+
+
+def test_a_device_this_machine_lacks_is_a_clear_error(small_bundle_dir, capsys, monkeypatch):
+    from grids_core.errors import SettingsError
+    from grids_core.train import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device(None) == torch.device("cpu")
+    with pytest.raises(SettingsError, match="no CUDA GPU is usable here"):
+        pick_device("cuda")
+    assert main(["train", "--bundle", str(small_bundle_dir), "--device", "cuda"]) == 2
+    assert "Use --device cpu" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(SettingsError, match="has 2 CUDA GPU"):
+        pick_device("cuda:5")
+    with pytest.raises(SettingsError, match="not supported"):
+        pick_device("meta")
