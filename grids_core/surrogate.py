@@ -88,10 +88,6 @@ class DeviceSparse:
     def of(cls, x, device: torch.device | str) -> DeviceSparse:
         return cls(x, sparse_coo(x, torch.device(device)))
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.x.shape
-
 
 def sparse_coo(x, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """(row, col, value, n_rows) of the non-zeros of x (scipy sparse, ``DeviceSparse`` or dense tensor)."""
