@@ -42,7 +42,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise GridsError(f"{out} already exists. Use --force to replace it (its models and results go with it).")
     update, close = _progress_bar("simulate")
     try:
-        b, _ = simulate(n_cells=args.cells, n_peaks=args.peaks, seed=args.seed, progress=update)
+        b, _ = simulate(n_cells=args.cells, n_peaks=args.peaks, seed=args.seed, progress=update,
+                        confounded=args.confounded)
         bundle_io.save(b, out, overwrite=args.force)
     finally:
         close()
@@ -308,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cells", type=int, default=10_266)
     s.add_argument("--peaks", type=int, default=20_000, help="peak count (127219 = the paper's width)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--confounded", action="store_true",
+                   help="add a trans programme per marker pair that its decoys track (single-peak scores pick "
+                        "them over redundant enhancers; README, Benchmarks)")
     s.add_argument("--force", action="store_true", help="replace an existing bundle")
     s.set_defaults(func=cmd_simulate)
 

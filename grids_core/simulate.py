@@ -11,6 +11,12 @@ barely moves expression (the other members of its group keep it active); closing
 A group is one enhancer cluster, co-accessible as such: in each cell of the type the cluster is active
 or idle, and its members open mostly together, so a member is seldom the group's only open one.
 Decoy peaks share the cell type's accessibility program (opened independently) but drive nothing.
+
+``confounded=True`` (``grids simulate --confounded``) adds a trans-acting programme per planted pair (an
+activity-like cell state, on in half the cells of the type) that raises the marker's expression with no
+cis peak, and makes the pair's decoys bystanders of that programme: they open mostly when it is on. The
+decoys then predict the gene inside its type although closing them changes nothing, and a surrogate rates
+each of them above a redundant enhancer: the case where single-peak scores pick the wrong peaks.
 """
 
 from __future__ import annotations
@@ -51,6 +57,14 @@ PLANT_WINDOW = 400_000
 P_CLUSTER_ACTIVE = 0.8
 Q_CLUSTER_ACTIVE = 0.7
 Q_CLUSTER_IDLE = 0.04
+# the confounded scenario: per planted pair, a programme on with P_PROGRAMME in a cell of the type adds
+# W_PROGRAMME to the log rate (no cis peak); the pair's CONFOUNDED_DECOYS decoys open with Q_DECOY_ON
+# when it is on and Q_DECOY_OFF when it is off (before the depth factor)
+CONFOUNDED_DECOYS = 4
+P_PROGRAMME = 0.5
+W_PROGRAMME = 1.2
+Q_DECOY_ON = 0.6
+Q_DECOY_OFF = 0.1
 
 
 @dataclass
@@ -63,6 +77,7 @@ class PlantedPair:
     groups: list[list[int]]
     decoys: list[int]
     a0: float
+    programme: np.ndarray | None = None  # confounded scenario: programme on, per cell of the type (in row order)
 
 
 @dataclass
@@ -89,8 +104,9 @@ def simulate(
     seed: int = 0,
     n_genes: int | None = None,
     progress: Callable[[float, str], None] | None = None,
+    confounded: bool = False,
 ) -> tuple[Bundle, GenerativeModel]:
-    """Build the default semi-synthetic bundle (deterministic for ``seed``)."""
+    """Build the default semi-synthetic bundle (deterministic for ``seed``); ``confounded``: module docstring."""
     say = progress or (lambda f, m: None)
     rng = np.random.default_rng(seed)
     if n_cells < 200:
@@ -125,7 +141,8 @@ def simulate(
     for cell_type, gene in reference.MARKER_PAIRS:
         g = genes.set_index("name").loc[gene]
         t = CELL_TYPES.index(cell_type)
-        pair = _plant(gene, cell_type, g["chrom"], int(tss[gene]), chroms, mids, tags[:, t], used, rng)
+        pair = _plant(gene, cell_type, g["chrom"], int(tss[gene]), chroms, mids, tags[:, t], used, rng,
+                      CONFOUNDED_DECOYS if confounded else N_DECOYS)
         gen.pairs[(gene, cell_type)] = pair
         q[pair.promoter, t] = Q_PROMOTER
         q[pair.decoys, t] = Q_DECOY  # the groups' members are drawn per cluster (_co_accessible_groups)
@@ -134,7 +151,7 @@ def simulate(
     say(0.25, "ATAC")
     depth = rng.lognormal(0.0, 0.35, size=n_cells).astype(np.float32)
     atac = _sample_atac(q, labels, depth, rng)
-    atac = _co_accessible_groups(atac, labels, depth, gen, rng)
+    atac = _co_accessible_groups(atac, labels, depth, gen, rng, confounded)
 
     say(0.6, "RNA")
     rna, library = _sample_rna(atac, labels, genes, chroms, mids, gen, rng)
@@ -148,7 +165,8 @@ def simulate(
         "genome_build": "hg38",
         "description": "Default semi-synthetic bundle: real hg38 genes/exons and REMO v1 elements, simulated cells.",
         "simulator": {"seed": seed, "n_cells": n_cells, "n_peaks": n_peaks, "n_genes": len(genes),
-                      "n_real_genes": n_real_genes, "library_mean": float(library.mean())},
+                      "n_real_genes": n_real_genes, "library_mean": float(library.mean()),
+                      "scenario": "confounded" if confounded else "default"},
         "rna_scale": "log1p(counts per 10,000 UMIs)",
         "markers": [{"cell_type": c, "gene": g} for c, g in reference.MARKER_PAIRS],
         "provenance": {
@@ -293,6 +311,7 @@ def _plant(
     tagged: np.ndarray,
     used: set[int],
     rng: np.random.Generator,
+    n_decoys: int,
 ) -> PlantedPair:
     on_chrom = chroms == chrom
     dist = np.abs(mids - tss)
@@ -302,10 +321,10 @@ def _plant(
     promoter = int(near[np.argmin(dist[near])])
     pool = [int(j) for j in near if j != promoter and j not in used and dist[j] > 2_000]
     pool_tagged = [j for j in pool if tagged[j]]
-    pool = pool_tagged if len(pool_tagged) >= N_GROUPS * GROUP_SIZE + N_DECOYS else pool
-    if len(pool) < N_GROUPS * GROUP_SIZE + N_DECOYS:
+    pool = pool_tagged if len(pool_tagged) >= N_GROUPS * GROUP_SIZE + n_decoys else pool
+    if len(pool) < N_GROUPS * GROUP_SIZE + n_decoys:
         raise SettingsError(f"Too few peaks near {gene} to plant enhancers: increase n_peaks.")
-    chosen = rng.choice(pool, size=N_GROUPS * GROUP_SIZE + N_DECOYS, replace=False).tolist()
+    chosen = rng.choice(pool, size=N_GROUPS * GROUP_SIZE + n_decoys, replace=False).tolist()
     used.update(chosen)
     used.add(promoter)
     groups = [sorted(chosen[i * GROUP_SIZE : (i + 1) * GROUP_SIZE]) for i in range(N_GROUPS)]
@@ -330,15 +349,25 @@ def _sample_atac(q: np.ndarray, labels: np.ndarray, depth: np.ndarray, rng: np.r
 
 
 def _co_accessible_groups(
-    atac: sp.csr_matrix, labels: np.ndarray, depth: np.ndarray, gen: GenerativeModel, rng: np.random.Generator
+    atac: sp.csr_matrix, labels: np.ndarray, depth: np.ndarray, gen: GenerativeModel, rng: np.random.Generator,
+    confounded: bool = False,
 ) -> sp.csr_matrix:
-    """Resample each OR-group's members in the cells of its type from one shared cluster state per cell."""
+    """Resample each OR-group's members in the cells of its type from one shared cluster state per cell
+    (and, for a pair with a programme, its decoys from the programme's state)."""
     type_idx = np.array([CELL_TYPES.index(c) for c in labels])
     owner = np.full(atac.shape[1], -1)  # the type whose cells are resampled at this peak
     new_rows, new_cols = [], []
     for (_, cell_type), pair in gen.pairs.items():
         t = CELL_TYPES.index(cell_type)
         rows = np.flatnonzero(type_idx == t)
+        if confounded:  # the decoys are bystanders of the pair's programme
+            pair.programme = rng.random(len(rows)) < P_PROGRAMME
+            owner[pair.decoys] = t
+            q = np.where(pair.programme, Q_DECOY_ON, Q_DECOY_OFF)
+            p_open = -np.expm1(np.log1p(-q) * depth[rows])
+            r, c = np.nonzero(rng.random((len(rows), len(pair.decoys))) < p_open[:, None])
+            new_rows.append(rows[r])
+            new_cols.append(np.asarray(pair.decoys)[c])
         for group in pair.groups:
             owner[group] = t
             active = rng.random(len(rows)) < P_CLUSTER_ACTIVE
@@ -386,10 +415,12 @@ def _sample_rna(
     for gene in sorted(marker_genes):
         gi = names.index(gene)
         log_rate[:, gi] = rng.normal(-2.5, 0.3)
-    for (gene, cell_type), _pair in gen.pairs.items():
+    for (gene, cell_type), pair in gen.pairs.items():
         gi = names.index(gene)
         rows = np.flatnonzero(labels == cell_type)
         log_rate[rows, gi] = gen.planted_log_rate(atac[rows], gene, cell_type) + np.log(20.0) - N_GROUPS * W_GROUP - W_PROMOTER
+        if pair.programme is not None:  # trans: no peak carries it; centred so the type's mean rate stays
+            log_rate[rows, gi] += W_PROGRAMME * (pair.programme - P_PROGRAMME)
     library = rng.lognormal(np.log(6000.0), 0.4, size=n_cells)
     mu = np.exp(log_rate) * library[:, None] / 1e4
     dispersion = 0.2  # NB: var = mu + dispersion * mu^2

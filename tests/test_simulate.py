@@ -89,6 +89,31 @@ def test_or_group_members_are_co_accessible(small_sim):
     assert np.median(decoy_r) < 0.1
 
 
+def test_confounded_scenario_decoys_track_a_trans_programme(small_sim):
+    """--confounded: decoys open together with the pair's programme and predict the gene, yet drive nothing."""
+    from grids_core.simulate import CONFOUNDED_DECOYS, simulate
+
+    b, gen = simulate(**SMALL, confounded=True)
+    assert b.manifest["simulator"]["scenario"] == "confounded"
+    assert small_sim[0].manifest["simulator"]["scenario"] == "default"
+    assert all(p.programme is None for p in small_sim[1].pairs.values())
+    co_open, predicts = [], []
+    for (gene, cell_type), pair in gen.pairs.items():
+        assert len(pair.decoys) == CONFOUNDED_DECOYS and pair.programme is not None
+        x = b.atac[b.cell_mask(cell_type)]
+        decoys = x[:, pair.decoys].toarray().astype(float)
+        assert len(pair.programme) == x.shape[0]
+        # they open mostly when the programme is on
+        assert decoys[pair.programme].mean() > 2 * decoys[~pair.programme].mean(), (gene, cell_type)
+        co_open.append(np.mean(np.corrcoef(decoys.T)[np.triu_indices(len(pair.decoys), 1)]))
+        predicts.append(np.corrcoef(decoys.sum(axis=1), b.rna[b.cell_mask(cell_type), b.gene_index(gene)])[0, 1])
+        # ... but closing all of them leaves the planted (cis) rate where it was
+        base = gen.planted_log_rate(x, gene, cell_type)
+        np.testing.assert_allclose(gen.planted_log_rate(perturb(x, pair.decoys, 0), gene, cell_type), base, atol=1e-6)
+    assert np.median(co_open) > 0.2
+    assert min(predicts) > 0 and np.median(predicts) > 0.25
+
+
 def test_planted_truth_table_matches_the_generator(small_sim):
     b, gen = small_sim
     for (gene, cell_type), pair in gen.pairs.items():
@@ -109,6 +134,9 @@ def test_cli_simulate_writes_a_valid_bundle(tmp_path, capsys):
     assert b.atac.shape == (300, 3000) and b.manifest["provenance"]["rna"] == "simulated"
     assert main(["simulate", "--out", str(out), "--cells", "300", "--peaks", "3000"]) == 2  # exists, no --force
     assert "already exists" in capsys.readouterr().err
+    conf = tmp_path / "c"
+    assert main(["simulate", "--out", str(conf), "--cells", "300", "--peaks", "3000", "--confounded"]) == 0
+    assert bundle_io.load(conf).manifest["simulator"]["scenario"] == "confounded"
 
 
 def test_peak_count_option_and_limits():
