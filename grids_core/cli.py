@@ -310,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--peaks", type=int, default=20_000, help="peak count (127219 = the paper's width)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--confounded", action="store_true",
-                   help="add a trans programme per marker pair that its decoys track (single-peak scores pick "
-                        "them over redundant enhancers; README, Benchmarks)")
+                   help="add a trans programme per marker pair that its decoys track: they predict the gene "
+                        "but drive nothing (README, Benchmarks)")
     s.add_argument("--force", action="store_true", help="replace an existing bundle")
     s.set_defaults(func=cmd_simulate)
 

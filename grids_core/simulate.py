@@ -15,8 +15,9 @@ Decoy peaks share the cell type's accessibility program (opened independently) b
 ``confounded=True`` (``grids simulate --confounded``) adds a trans-acting programme per planted pair (an
 activity-like cell state, on in half the cells of the type) that raises the marker's expression with no
 cis peak, and makes the pair's decoys bystanders of that programme: they open mostly when it is on. The
-decoys then predict the gene inside its type although closing them changes nothing, and a surrogate rates
-each of them above a redundant enhancer: the case where single-peak scores pick the wrong peaks.
+decoys then predict the gene inside its type although closing them changes nothing; a surrogate trained
+on such data gives each of them a single effect close to a redundant enhancer's, and a first-order
+(gradient) ranking puts them above the enhancers.
 """
 
 from __future__ import annotations
