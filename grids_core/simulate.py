@@ -164,7 +164,8 @@ def simulate(
     cov_types, cov = pseudobulk(atac, cells["cell_type"])
     manifest = {
         "genome_build": "hg38",
-        "description": "Default semi-synthetic bundle: real hg38 genes/exons and REMO v1 elements, simulated cells.",
+        "description": ("Semi-synthetic bundle, confounded scenario (decoys track a trans programme)" if confounded
+                        else "Default semi-synthetic bundle") + ": real hg38 genes/exons and REMO v1 elements, simulated cells.",
         "simulator": {"seed": seed, "n_cells": n_cells, "n_peaks": n_peaks, "n_genes": len(genes),
                       "n_real_genes": n_real_genes, "library_mean": float(library.mean()),
                       "scenario": "confounded" if confounded else "default"},

@@ -94,7 +94,7 @@ def test_confounded_scenario_decoys_track_a_trans_programme(small_sim):
     from grids_core.simulate import CONFOUNDED_DECOYS, simulate
 
     b, gen = simulate(**SMALL, confounded=True)
-    assert b.manifest["simulator"]["scenario"] == "confounded"
+    assert b.manifest["simulator"]["scenario"] == "confounded" and "confounded" in b.manifest["description"]
     assert small_sim[0].manifest["simulator"]["scenario"] == "default"
     assert all(p.programme is None for p in small_sim[1].pairs.values())
     co_open, predicts = [], []
