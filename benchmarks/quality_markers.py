@@ -11,7 +11,8 @@ matters in the cells where it is the group's only open member) and every other p
 surrogate that ranks single effects right puts min(drivers, L) drivers in the gradient top L, and no
 subset of L holds more. The table says on how many pairs the init is at that ceiling. On a bundle
 simulated with ``grids simulate --confounded`` the decoys track a trans programme that drives the gene,
-so the surrogate rates each of them above a redundant enhancer and the init holds decoys instead:
+so the surrogate's first-order (gradient) ranking puts them above redundant enhancers and the init holds
+decoys instead (README, Benchmarks):
 
     .venv/bin/grids simulate --confounded --out .grids/confounded
     .venv/bin/grids train --bundle .grids/confounded
