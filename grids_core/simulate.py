@@ -358,33 +358,34 @@ def _co_accessible_groups(
     (and, for a pair with a programme, its decoys from the programme's state)."""
     type_idx = np.array([CELL_TYPES.index(c) for c in labels])
     owner = np.full(atac.shape[1], -1)  # the type whose cells are resampled at this peak
-    new_rows, new_cols = [], []
+    opened = []  # (rows, cols) of the resampled non-zeros
     for (_, cell_type), pair in gen.pairs.items():
         t = CELL_TYPES.index(cell_type)
         rows = np.flatnonzero(type_idx == t)
         if confounded:  # the decoys are bystanders of the pair's programme
             pair.programme = rng.random(len(rows)) < P_PROGRAMME
             owner[pair.decoys] = t
-            q = np.where(pair.programme, Q_DECOY_ON, Q_DECOY_OFF)
-            p_open = -np.expm1(np.log1p(-q) * depth[rows])
-            r, c = np.nonzero(rng.random((len(rows), len(pair.decoys))) < p_open[:, None])
-            new_rows.append(rows[r])
-            new_cols.append(np.asarray(pair.decoys)[c])
+            opened.append(_open_by_state(rows, pair.decoys, pair.programme, Q_DECOY_ON, Q_DECOY_OFF, depth, rng))
         for group in pair.groups:
             owner[group] = t
             active = rng.random(len(rows)) < P_CLUSTER_ACTIVE
-            q = np.where(active, Q_CLUSTER_ACTIVE, Q_CLUSTER_IDLE)
-            p_open = -np.expm1(np.log1p(-q) * depth[rows])
-            r, c = np.nonzero(rng.random((len(rows), len(group))) < p_open[:, None])
-            new_rows.append(rows[r])
-            new_cols.append(np.asarray(group)[c])
+            opened.append(_open_by_state(rows, group, active, Q_CLUSTER_ACTIVE, Q_CLUSTER_IDLE, depth, rng))
     coo = atac.tocoo()
     keep = owner[coo.col] != type_idx[coo.row]
-    rows = np.concatenate([coo.row[keep], *new_rows])
-    cols = np.concatenate([coo.col[keep], *new_cols])
+    rows = np.concatenate([coo.row[keep], *(r for r, _ in opened)])
+    cols = np.concatenate([coo.col[keep], *(c for _, c in opened)])
     out = sp.csr_matrix((np.ones(len(rows), dtype=atac.dtype), (rows, cols)), shape=atac.shape)
     out.sort_indices()
     return out
+
+
+def _open_by_state(rows: np.ndarray, peaks: list[int], state: np.ndarray, q_on: float, q_off: float,
+                   depth: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of ``peaks`` opened in cells ``rows`` with q_on / q_off by each cell's shared ``state``
+    and the cell's depth."""
+    p_open = -np.expm1(np.log1p(-np.where(state, q_on, q_off)) * depth[rows])
+    r, c = np.nonzero(rng.random((len(rows), len(peaks))) < p_open[:, None])
+    return rows[r], np.asarray(peaks)[c]
 
 
 def _sample_rna(
