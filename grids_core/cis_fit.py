@@ -9,7 +9,8 @@ steps then move the input weights of redundant enhancers towards saturation (REA
 The error is taken after the output ReLU (``train.relu_error``), so an intercept below zero switches a
 gene's hubs off in the types where it is silent and a hub need not stay small to be harmless there.
 
-The hub sums of all cells and genes are one sparse product ``s = M @ softplus(A)`` with a fixed design
+With a promoter term (``CisHubs.linear``) the same fit learns each gene's additive promoter weights.
+The cis sums of all cells and genes are one sparse product ``s = M @ hubs.rows()`` with a fixed design
 ``M[(cell, gene), pair] = x[cell, peak(pair)]``, built once (CSR, and its transpose for the gradient).
 """
 
@@ -88,8 +89,9 @@ def fit_cis_hubs(
     """Fit ``hubs`` in place: ``y ~ intercept[cell type, gene] + hubs(x)`` on ``train``.
 
     ``loss_fn(pre, y)`` is the element-wise squared error [cells, genes]; ``l1`` weighs
-    ``sum softplus(A)`` per gene. With ``val`` cells, every ``check_every`` steps each gene keeps its hub
-    parameters from the step with its lowest validation error so far (per-gene early stopping: genes
+    ``sum |hubs.rows()|`` (hub input weights and promoter weights) per gene. With ``val`` cells, every
+    ``check_every`` steps each gene keeps its cis parameters from the step with its lowest validation
+    error so far (per-gene early stopping: genes
     with nothing cis to learn keep hubs that add ~nothing). The intercepts are discarded (the rest of the
     network replaces them). Returns a report.
     """
@@ -105,18 +107,18 @@ def fit_cis_hubs(
 
     def val_error() -> torch.Tensor:  # [genes]
         with torch.no_grad():
-            s = (mv @ F.softplus(hubs.logits)).reshape(len(val.y), n_genes, -1)
+            s = (mv @ hubs.rows()).reshape(len(val.y), n_genes, -1)
             return loss_fn(onehot_v @ intercept + hub_output(hubs.weight, s), val.y).mean(0)
 
     if val is not None:
         best_err = val_error()
-        best_logits, best_weight = hubs.logits.detach().clone(), hubs.weight.detach().clone()
-    opt = torch.optim.Adam([hubs.logits, hubs.weight, intercept], lr=lr)
+        best = [p.detach().clone() for p in hubs.parameters()]
+    opt = torch.optim.Adam([*hubs.parameters(), intercept], lr=lr)
     first = last = None
     for step in range(1, steps + 1):
-        s = _SparseProduct.apply(F.softplus(hubs.logits), m, mt).reshape(len(train.y), n_genes, -1)
+        s = _SparseProduct.apply(hubs.rows(), m, mt).reshape(len(train.y), n_genes, -1)
         loss = loss_fn(onehot @ intercept + hub_output(hubs.weight, s), train.y).mean()
-        loss = loss + l1 * F.softplus(hubs.logits).sum() / n_genes
+        loss = loss + l1 * hubs.rows().abs().sum() / n_genes
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -126,14 +128,15 @@ def fit_cis_hubs(
             err = val_error()
             better = err < best_err
             best_err = torch.where(better, err, best_err)
-            best_weight[better] = hubs.weight.detach()[better]
             pairs = better[hubs.pair_gene]
-            best_logits[pairs] = hubs.logits.detach()[pairs]
+            for p, b in zip(hubs.parameters(), best, strict=True):  # per gene: weight [genes, K]; logits, linear by pair
+                sel = better if p is hubs.weight else pairs
+                b[sel] = p.detach()[sel]
         if tick is not None:
             tick(last)
     if val is not None:
         with torch.no_grad():
-            hubs.logits.copy_(best_logits)
-            hubs.weight.copy_(best_weight)
+            for p, b in zip(hubs.parameters(), best, strict=True):
+                p.copy_(b)
     return {"steps": steps, "loss_start": first, "loss_end": last,
             "val_error": float(best_err.mean()) if val is not None else None}

@@ -84,8 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     b = bundle_io.load(args.bundle)
     if args.cis_hubs is not None and args.cis_hubs < 0 or args.cis_window is not None and args.cis_window <= 0:
         raise SettingsError("--cis-hubs must be >= 0 and --cis-window a positive number of bp.")
+    if args.promoter_window is not None and args.promoter_window < 0:
+        raise SettingsError("--promoter-window must be >= 0 bp (0 turns the additive promoter weight off).")
     cfg = TrainConfig(seed=args.seed, device=args.device)
-    for name in ("steps_atac", "steps_rna", "steps_maps", "steps_paired", "steps_cis", "cis_hubs", "cis_window"):
+    for name in ("steps_atac", "steps_rna", "steps_maps", "steps_paired", "steps_cis", "cis_hubs", "cis_window",
+                 "promoter_window"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     update, close = _progress_bar("train")
@@ -372,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cis-hubs", type=int, default=None,
                    help="saturating hubs per gene over its cis peaks (default 3; 0 = the paper's reference architecture)")
     s.add_argument("--cis-window", type=int, default=None, help="bp around each TSS feeding its hubs (default 500000)")
+    s.add_argument("--promoter-window", type=int, default=None,
+                   help="peaks within this many bp of a TSS also get an additive weight beside the hubs "
+                        "(default 1000; 0 = none; needs --cis-hubs > 0)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("explain", help="explain one gene in one cell type")

@@ -9,7 +9,9 @@ Beyond the reference architecture, each gene can have K saturating *cis hubs* (`
 peaks near its TSS: ``u_gk = 1 - exp(-sum_j softplus(A_gjk) x_j)`` adds ``sum_k W_gk u_gk`` to the gene's
 pre-ReLU prediction. A hub whose members carry large weights is an OR over them (one open member
 saturates it), which the chromosome-pooled encoder alone did not learn (README, "The surrogate").
-For one gene the hub sums are affine in x too, so ``GeneModel`` appends them to stage 1.
+Optionally (``promoter_window`` > 0) the peaks near the TSS also add a signed weight each, linearly: a
+*promoter term*, so that the hubs are not needed for an additive promoter. For one gene these sums are
+affine in x too, so ``GeneModel`` appends them to stage 1.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class SurrogateConfig:
     disc_hidden: tuple[int, int] = (20, 10)
     cis_hubs: int = 0  # K saturating hubs per gene (0: the reference architecture)
     cis_window: int = 500_000  # bp around each TSS whose peaks feed that gene's hubs
+    promoter_window: int = 0  # > 0: an additive (signed) weight per gene on its peaks this close to the TSS
     n_cis_pairs: int = 0  # (gene, peak) pairs within the window (set by build_model)
     extra: dict = field(default_factory=dict)
 
@@ -299,8 +302,13 @@ def cis_pairs(chroms: np.ndarray, mids: np.ndarray, gene_chroms: np.ndarray, tss
 
 
 def hub_output(weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """``sum_k W_k (1 - exp(-s_k))``: what hubs with sums ``s`` [..., K] add to a gene's prediction."""
-    return (weight * -torch.expm1(-s)).sum(-1)
+    """What cis sums ``s`` [..., K (+1)] add to a gene's pre-ReLU prediction.
+
+    ``sum_k W_k (1 - exp(-s_k))`` over the K hubs, plus ``s_K`` itself when the additive column is there.
+    """
+    k = weight.shape[-1]
+    out = (weight * -torch.expm1(-s[..., :k])).sum(-1)
+    return out + s[..., k] if s.shape[-1] > k else out
 
 
 class CisHubs(nn.Module):
@@ -315,13 +323,21 @@ class CisHubs(nn.Module):
         self.register_buffer("pair_peak", torch.zeros(p, dtype=torch.int64))
         self.logits = nn.Parameter(torch.randn(p, k, generator=g) * 0.5 - 3.0)  # softplus ~ 0.05: nearly off
         self.weight = nn.Parameter(torch.zeros(cfg.n_genes, k))
+        self.linear = nn.Parameter(torch.zeros(p)) if cfg.promoter_window > 0 else None
+        if self.linear is not None:
+            self.register_buffer("pair_promoter", torch.zeros(p))  # 1 where the pair's peak is a promoter peak
         self._ptr: torch.Tensor | None = None
         self.register_load_state_dict_post_hook(lambda module, keys: module.reset_index())
 
-    def set_pairs(self, gene: np.ndarray, peak: np.ndarray) -> None:
-        """Install the (gene, peak) pairs (sorted by peak), as from ``cis_pairs``."""
+    def set_pairs(self, gene: np.ndarray, peak: np.ndarray, promoter: np.ndarray | None = None) -> None:
+        """Install the (gene, peak) pairs (sorted by peak), as from ``cis_pairs``; ``promoter`` flags the
+        pairs whose peak gets the additive promoter weight (needed when the config has a promoter term)."""
         self.pair_gene.copy_(torch.from_numpy(np.asarray(gene, dtype=np.int64)))
         self.pair_peak.copy_(torch.from_numpy(np.asarray(peak, dtype=np.int64)))
+        if self.linear is not None:
+            if promoter is None:
+                raise ValueError("this surrogate has a promoter term: set_pairs needs the promoter flags")
+            self.pair_promoter.copy_(torch.from_numpy(np.asarray(promoter, dtype=np.float32)))
         self.reset_index()
 
     def reset_index(self) -> None:
@@ -334,17 +350,22 @@ class CisHubs(nn.Module):
             self._ptr = torch.searchsorted(self.pair_peak, grid)
         return self._ptr
 
+    def rows(self) -> torch.Tensor:
+        """Per-pair input weights [pairs, K (+1)]: ``softplus(A)``, then the additive promoter weight if any."""
+        w = F.softplus(self.logits)
+        return w if self.linear is None else torch.cat([w, (self.linear * self.pair_promoter)[:, None]], dim=1)
+
     def pre(self, x) -> torch.Tensor:
-        """Hub sums ``s[b, g, k] = sum_j softplus(A_gjk) x_bj`` of every gene: [B, G, K]."""
+        """Cis sums ``s[b, g, k] = sum_j rows()[(g, j), k] x_bj`` of every gene: [B, G, K (+1)]."""
         rows, cols, vals, n = sparse_coo(x, self.logits.device)
         ptr = self.peak_ptr()
         count = ptr[cols + 1] - ptr[cols]
         nz = torch.repeat_interleave(torch.arange(len(cols), device=cols.device), count)  # non-zero of each pair
         pair = torch.arange(len(nz), device=cols.device) + (ptr[cols] - (torch.cumsum(count, 0) - count))[nz]
-        w = F.softplus(self.logits).index_select(0, pair)
+        w = self.rows().index_select(0, pair)
         if not bool((vals == 1).all()):
             w = w * vals[nz, None]
-        out = torch.zeros(n * self.n_genes, self.logits.shape[1], device=self.logits.device, dtype=self.logits.dtype)
+        out = torch.zeros(n * self.n_genes, w.shape[1], device=self.logits.device, dtype=self.logits.dtype)
         out.index_add_(0, rows[nz] * self.n_genes + self.pair_gene[pair], w)
         return out.reshape(n, self.n_genes, -1)
 
@@ -422,7 +443,8 @@ def _columns(x, cols: np.ndarray, device: torch.device) -> torch.Tensor:
 class GeneModel:
     """The surrogate seen through one gene g, as a two-stage model.
 
-    Stage 1 = the encoder's pooled block sums followed by gene g's K hub sums (both affine in x);
+    Stage 1 = the encoder's pooled block sums followed by gene g's K hub sums and, with a promoter term,
+    its promoter sum (all affine in x);
     ``readout`` = the rest of the network, only decoder row g: ``relu(dec_g(a2r(stage2(h))) + hubs_g)``.
     """
 
@@ -438,9 +460,9 @@ class GeneModel:
         else:
             sel = hubs.pair_gene == self.g
             self.peaks = hubs.pair_peak[sel].cpu().numpy()
-            self.hub_rows = F.softplus(hubs.logits[sel]).detach()  # [m, K]
+            self.hub_rows = hubs.rows()[sel].detach()  # [m, K (+1)]
             self.hub_weight = hubs.weight[self.g].detach()  # [K]
-        self.n_hubs = int(self.hub_weight.shape[0])
+        self.n_cis = int(self.hub_rows.shape[1])  # cis stage-1 columns: K hub sums (+ the promoter sum)
         self._hub_table: torch.Tensor | None = None
 
     @property
@@ -448,8 +470,8 @@ class GeneModel:
         return self.model.device
 
     def hub_stage1(self, x) -> torch.Tensor:
-        """Gene g's hub sums ``x[:, peaks] @ softplus(A_g)``: [B, K]."""
-        if self.n_hubs == 0:
+        """Gene g's cis sums ``x[:, peaks] @ rows_g`` (hubs, then the promoter sum if any): [B, n_cis]."""
+        if self.n_cis == 0:
             return torch.zeros(x.shape[0], 0, device=self.device)
         return _columns(x, self.peaks, self.device) @ self.hub_rows
 
@@ -462,10 +484,10 @@ class GeneModel:
 
     def stage1_rows(self, idx: torch.Tensor) -> torch.Tensor:
         rows = self.model.enc_atac.stage1_rows(idx)
-        if self.n_hubs == 0:
+        if self.n_cis == 0:
             return rows
-        if self._hub_table is None:  # [N, K]: the hub rows of the window's peaks, zero elsewhere
-            self._hub_table = torch.zeros(self.n_features, self.n_hubs, device=self.device, dtype=self.hub_rows.dtype)
+        if self._hub_table is None:  # [N, n_cis]: the cis rows of the window's peaks, zero elsewhere
+            self._hub_table = torch.zeros(self.n_features, self.n_cis, device=self.device, dtype=self.hub_rows.dtype)
             self._hub_table[torch.as_tensor(self.peaks, device=self.device)] = self.hub_rows
         return torch.cat([rows, self._hub_table[idx.to(self.device)].to(rows.dtype)], dim=1)
 
@@ -477,8 +499,8 @@ class GeneModel:
 
     def first_order(self, x, grad: torch.Tensor, value: float) -> torch.Tensor:
         a = self.model.enc_atac.first_order(x, grad[:, : self.n_enc], value)
-        if self.n_hubs and len(self.peaks):
-            gh = grad[:, self.n_enc :].to(self.hub_rows.dtype)  # [B, K]
+        if self.n_cis and len(self.peaks):
+            gh = grad[:, self.n_enc :].to(self.hub_rows.dtype)  # [B, n_cis]
             xg = _columns(x, self.peaks, grad.device).to(gh.dtype)  # [B, m]
             part = (value * (self.hub_rows @ gh.sum(0)) - ((xg.T @ gh) * self.hub_rows).sum(1)) / grad.shape[0]
             a[torch.as_tensor(self.peaks, device=a.device)] += part.to(a.dtype)
@@ -488,6 +510,6 @@ class GeneModel:
         """Stage-1 activations [B, H] -> predicted expression of gene g [B]."""
         m = self.model
         pre = m.rna.decode_gene(m.a2r(m.enc_atac.stage2(h[:, : self.n_enc])), self.g)
-        if self.n_hubs:
+        if self.n_cis:
             pre = pre + hub_output(self.hub_weight, h[:, self.n_enc :])
         return torch.relu(pre)

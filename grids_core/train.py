@@ -51,7 +51,7 @@ class TrainConfig:
     steps_atac: int = 500
     steps_rna: int = 500
     steps_maps: int = 500
-    steps_paired: int = 1500
+    steps_paired: int = 1000
     adv_weight: float = 0.3
     disc_every: int = 3
     focal_gamma: float = 2.0
@@ -62,6 +62,7 @@ class TrainConfig:
     paired: bool | None = None  # None: use the paired terms when the bundle is co-assayed
     cis_hubs: int = 3  # saturating cis hubs per gene (0: reference architecture)
     cis_window: int = 500_000  # bp around each TSS feeding its hubs
+    promoter_window: int = 1_000  # peaks this close to a TSS also get an additive weight (0: none)
     hub_lr: float = 1e-2  # hub_lr / hub_l1: joint training of the hubs (steps_cis=0) only
     hub_l1: float = 1e-3  # L1 on the hubs' input weights softplus(A), per gene
     steps_cis: int = 200  # full-batch hub fit before phase 3 (cis_fit); the hubs are then frozen (0: joint training)
@@ -111,11 +112,12 @@ def pick_device(device: str | None = None) -> torch.device:
     return dev
 
 
-def build_model(bundle: Bundle, cis_hubs: int = 0, cis_window: int = 500_000) -> Surrogate:
-    """An untrained surrogate shaped for the bundle (with ``cis_hubs`` hubs per gene when > 0)."""
-    chroms = bundle.peaks["chrom"].to_numpy()
-    gene, peak = cis_pairs(chroms, bundle.peak_midpoints(), bundle.genes["chrom"].to_numpy(),
-                           bundle.genes["tss"].to_numpy(), cis_window) if cis_hubs > 0 else (np.zeros(0), np.zeros(0))
+def build_model(bundle: Bundle, cis_hubs: int = 0, cis_window: int = 500_000, promoter_window: int = 0) -> Surrogate:
+    """An untrained surrogate shaped for the bundle: with ``cis_hubs`` hubs per gene when > 0, and then
+    an additive weight on each gene's peaks within ``promoter_window`` bp of its TSS when that is > 0."""
+    chroms, mids, tss = bundle.peaks["chrom"].to_numpy(), bundle.peak_midpoints(), bundle.genes["tss"].to_numpy()
+    gene, peak = cis_pairs(chroms, mids, bundle.genes["chrom"].to_numpy(), tss,
+                           cis_window) if cis_hubs > 0 else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     cfg = SurrogateConfig(
         n_peaks=bundle.atac.shape[1],
         n_genes=bundle.rna.shape[1],
@@ -123,11 +125,12 @@ def build_model(bundle: Bundle, cis_hubs: int = 0, cis_window: int = 500_000) ->
         block_offsets=block_offsets_from_chroms(chroms),
         cis_hubs=cis_hubs,
         cis_window=cis_window,
+        promoter_window=promoter_window if cis_hubs > 0 else 0,
         n_cis_pairs=len(gene),
     )
     model = Surrogate(cfg)
     if model.hubs is not None:
-        model.hubs.set_pairs(gene, peak)
+        model.hubs.set_pairs(gene, peak, np.abs(mids[peak] - tss[gene]) <= promoter_window)
     return model
 
 
@@ -188,7 +191,7 @@ def _train(
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     paired = cfg.paired if cfg.paired is not None else bool(bundle.manifest.get("paired", True))
-    model = build_model(bundle, cfg.cis_hubs if paired else 0, cfg.cis_window).to(device)  # hubs train on the paired term
+    model = build_model(bundle, cfg.cis_hubs if paired else 0, cfg.cis_window, cfg.promoter_window).to(device)  # hubs train on the paired term
     t0 = time.perf_counter()
 
     train_idx = np.flatnonzero(bundle.cell_mask(split="train"))

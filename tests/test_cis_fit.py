@@ -13,13 +13,13 @@ from grids_core.surrogate import CisHubs, SurrogateConfig, hub_output
 from grids_core.train import build_model, paired_error, relu_error
 
 
-def _hubs(n_peaks: int, n_genes: int, k: int) -> CisHubs:
-    """Hubs of every gene over every peak."""
+def _hubs(n_peaks: int, n_genes: int, k: int, promoter: tuple[int, ...] = ()) -> CisHubs:
+    """Hubs of every gene over every peak; the peaks in ``promoter`` also get the additive weight."""
     gene, peak = np.meshgrid(np.arange(n_genes), np.arange(n_peaks), indexing="xy")
     cfg = SurrogateConfig(n_peaks=n_peaks, n_genes=n_genes, n_cell_types=1, block_offsets=[0, n_peaks],
-                          cis_hubs=k, n_cis_pairs=n_peaks * n_genes)
+                          cis_hubs=k, n_cis_pairs=n_peaks * n_genes, promoter_window=1000 if promoter else 0)
     hubs = CisHubs(cfg)
-    hubs.set_pairs(gene.ravel(), peak.ravel())  # sorted by peak, then gene
+    hubs.set_pairs(gene.ravel(), peak.ravel(), np.isin(peak.ravel(), promoter))  # sorted by peak, then gene
     return hubs
 
 
@@ -65,6 +65,27 @@ def test_fit_learns_or_logic_that_single_peak_effects_miss():
     assert group == pytest.approx(1.5 * (1 - 0.55**3), rel=0.15)  # closing the group removes the OR term
     assert group > 1.5 * singles  # redundant: the joint effect is far above the sum of single effects
     assert max(abs(_hub_drop(hubs, x, [j])) for j in range(3, 10)) < 0.05  # drives nothing
+
+
+def test_promoter_term_takes_the_additive_promoter_and_leaves_the_or_to_the_hubs():
+    """Gene 0 = 0.3 + 0.8 * promoter (peak 0) + 1.5 * OR(peaks 1-3), with peak 0 flagged as promoter:
+    the additive weight carries the promoter and the hubs the OR-group."""
+    rng = np.random.default_rng(5)
+    q = np.array([0.6] + [0.45] * 3 + [0.2] * 6)
+    x = (rng.random((2000, 10)) < q).astype(np.float32)
+    y = 0.3 + 0.8 * x[:, 0] + 1.5 * (x[:, 1:4].sum(1) > 0) + rng.normal(0, 0.1, 2000)
+    x, y = sp.csr_matrix(x), torch.tensor(y[:, None], dtype=torch.float32)
+    hubs = _hubs(10, 1, k=2, promoter=(0,))
+    fit_cis_hubs(hubs, CisData(x, y, torch.zeros(2000, dtype=torch.int64)), None, 1, paired_error,
+                 steps=300, lr=0.1, l1=1e-5)
+    assert _hub_drop(hubs, x, [0]) == pytest.approx(0.8 * 0.6, rel=0.15)  # the promoter, additive
+    rows = hubs.rows().detach()
+    assert float(rows[0, -1]) == pytest.approx(0.8, rel=0.1)  # the promoter's own weight, as planted
+    assert float(rows[1:, -1].abs().max()) == 0  # only the promoter peak has an additive weight
+    group = _hub_drop(hubs, x, [1, 2, 3])
+    assert group == pytest.approx(1.5 * (1 - 0.55**3), rel=0.15)
+    assert group > 1.5 * sum(_hub_drop(hubs, x, [j]) for j in (1, 2, 3))  # still redundant
+    assert max(abs(_hub_drop(hubs, x, [j])) for j in range(4, 10)) < 0.05
 
 
 def test_relu_error_lets_a_silent_type_gate_the_hub_off():

@@ -133,9 +133,9 @@ def test_genes_of_one_type_share_one_stage1_pass(small_bundle, small_model, one_
     n_enc = h_enc.shape[1]
     for obj in (a, b):  # ... that both genes start from, each adding only its own hub columns
         assert torch.equal(obj.h_target[:, :n_enc], h_enc)
-        assert obj.h_target.shape[1] == n_enc + obj.model.n_hubs
+        assert obj.h_target.shape[1] == n_enc + obj.model.n_cis
     c = gene_mod.build_objective(small_bundle, small_model, ExplainRequest("GAD1", "SST"))
-    assert len(gene_mod._STAGE1_CACHE) == 2 and c.model.n_hubs == 3  # the default surrogate has hubs
+    assert len(gene_mod._STAGE1_CACHE) == 2 and c.model.n_cis == 4  # the default surrogate has 3 hubs and a promoter term
     cached = grids_search(b, 5, k=8, seed=0, with_redundancy=False)
     b.h_target = None  # recompute stage 1 inside the search
     fresh = grids_search(b, 5, k=8, seed=0, with_redundancy=False)
@@ -153,6 +153,8 @@ def test_train_cli_reference_architecture_and_bad_hub_settings(small_bundle_dir,
     assert load_model(out).model.hubs is None
     assert main(["train", "--bundle", str(small_bundle_dir), "--out", str(out), "--cis-window", "0", *steps]) != 0
     assert "--cis-window" in capsys.readouterr().err
+    assert main(["train", "--bundle", str(small_bundle_dir), "--out", str(out), "--promoter-window", "-1", *steps]) != 0
+    assert "--promoter-window" in capsys.readouterr().err
 
 
 def test_search_with_device_held_inputs_matches_scipy_path(small_bundle, small_model, one_thread, monkeypatch):

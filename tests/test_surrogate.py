@@ -14,28 +14,33 @@ from grids_core.surrogate import (
     SurrogateConfig,
     block_offsets_from_chroms,
     cis_pairs,
+    hub_output,
 )
 from grids_core.train import TrainConfig, load_model, save_model, train
 
 from .test_bundle import tiny_bundle
 
 
-def small_model(n_peaks: int = 40, n_genes: int = 6, hubs: int = 0) -> Surrogate:
-    """Random small surrogate; with ``hubs`` > 0, gene g has hubs over the peaks within 8 kb of its TSS."""
+def small_model(n_peaks: int = 40, n_genes: int = 6, hubs: int = 0, promoter: int = 0) -> Surrogate:
+    """Random small surrogate; with ``hubs`` > 0, gene g has hubs over the peaks within 8 kb of its TSS
+    (and, with ``promoter`` > 0, an additive weight on those within ``promoter`` bp)."""
     chroms = np.array(["chr1"] * 15 + ["chr2"] * 20 + ["chrX"] * (n_peaks - 35))
     mids = np.concatenate([np.arange(n) * 1000 for n in (15, 20, n_peaks - 35)])
     gene_chroms = np.array(["chr1", "chr2"] * n_genes)[:n_genes]
-    gene, peak = cis_pairs(chroms, mids, gene_chroms, 3000 * np.arange(n_genes), 8000)
+    tss = 3000 * np.arange(n_genes)
+    gene, peak = cis_pairs(chroms, mids, gene_chroms, tss, 8000)
     cfg = SurrogateConfig(n_peaks=n_peaks, n_genes=n_genes, n_cell_types=3, block_offsets=block_offsets_from_chroms(chroms),
-                          rna_hidden=(16, 8), cis_hubs=hubs, n_cis_pairs=len(gene))
+                          rna_hidden=(16, 8), cis_hubs=hubs, n_cis_pairs=len(gene), promoter_window=promoter)
     torch.manual_seed(0)
     m = Surrogate(cfg)
     with torch.no_grad():
         m.enc_atac.e0.normal_()
         if hubs:
-            m.hubs.set_pairs(gene, peak)
+            m.hubs.set_pairs(gene, peak, np.abs(mids[peak] - tss[gene]) <= promoter)
             m.hubs.logits.normal_()
             m.hubs.weight.normal_()
+            if promoter:
+                m.hubs.linear.normal_()
     return m.eval()
 
 
@@ -57,14 +62,17 @@ def test_block_offsets():
     assert block_offsets_from_chroms(np.array(["chr1", "chr1", "chr2", "chrX"])) == [0, 2, 3, 4]
 
 
-@pytest.mark.parametrize("hubs", [0, 3])
-def test_stage1_equals_dense_gather_and_is_affine(hubs):
-    m = small_model(hubs=hubs)
+CIS = [(0, 0), (3, 0), (3, 1500)]  # (hubs, promoter window): reference, hubs, hubs + promoter term
+
+
+@pytest.mark.parametrize(("hubs", "promoter"), CIS)
+def test_stage1_equals_dense_gather_and_is_affine(hubs, promoter):
+    m = small_model(hubs=hubs, promoter=promoter)
     x = random_x(7, 40)
     torch.testing.assert_close(m.stage1(x), dense_stage1(m, x.toarray()), rtol=1e-5, atol=1e-5)
     view = m.for_gene(2)
     h = view.stage1(x)
-    assert h.shape[1] == m.cfg.n_blocks * m.cfg.h0 + hubs
+    assert h.shape[1] == m.cfg.n_blocks * m.cfg.h0 + hubs + (promoter > 0)
     # setting feature j from 0 to 1 moves a gene's stage1 by exactly W[j] (hub columns included)
     for j in np.flatnonzero(x.toarray()[0] == 0):
         x2 = x.tolil()
@@ -74,28 +82,34 @@ def test_stage1_equals_dense_gather_and_is_affine(hubs):
 
 
 def test_hub_sums_match_explicit_window_sums():
-    m = small_model(hubs=3)
+    m = small_model(hubs=3, promoter=1500)
     x = random_x(6, 40, seed=4)
-    s = m.hubs.pre(x)  # [B, G, K]
+    s = m.hubs.pre(x)  # [B, G, K + 1]: the hub sums, then the additive promoter sum
     w = torch.nn.functional.softplus(m.hubs.logits)
     xd = torch.from_numpy(x.toarray())
     for g in range(m.cfg.n_genes):
         sel = m.hubs.pair_gene == g
         assert 0 < int(sel.sum()) < 40  # a local window, not the genome
-        expected = xd[:, m.hubs.pair_peak[sel]] @ w[sel]
-        torch.testing.assert_close(s[:, g], expected, rtol=1e-5, atol=1e-6)
+        peaks = m.hubs.pair_peak[sel]
+        torch.testing.assert_close(s[:, g, :3], xd[:, peaks] @ w[sel], rtol=1e-5, atol=1e-6)
+        tss, mids = 3000 * g, torch.cat([torch.arange(n) * 1000 for n in (15, 20, 5)])
+        prom = peaks[(mids[peaks] - tss).abs() <= 1500]  # the promoter peaks: 1-3 around the TSS
+        assert 1 <= len(prom) <= 3
+        torch.testing.assert_close(s[:, g, 3], xd[:, prom] @ m.hubs.linear[sel][(mids[peaks] - tss).abs() <= 1500],
+                                   rtol=1e-5, atol=1e-6)
     # a hub saturates: its contribution is bounded by |W_gk| whatever opens
     with torch.no_grad():
-        assert float(m.hubs(torch.ones(1, 40)).abs().max()) <= float(m.hubs.weight.abs().sum(1).max()) + 1e-6
+        saturating = hub_output(m.hubs.weight, m.hubs.pre(torch.ones(1, 40))[..., :3])
+        assert float(saturating.abs().max()) <= float(m.hubs.weight.abs().sum(1).max()) + 1e-6
 
 
-@pytest.mark.parametrize("hubs", [0, 3])
+@pytest.mark.parametrize(("hubs", "promoter"), CIS)
 @pytest.mark.parametrize("value", [0.0, 1.0])
 @pytest.mark.parametrize("layout", ["csr", "csc", "dense", "device"])
-def test_first_order_matches_autograd_and_explicit_sum(value, layout, hubs):
+def test_first_order_matches_autograd_and_explicit_sum(value, layout, hubs, promoter):
     """Per-block sparse products (CSR/CSC) and the gather over non-zeros (dense input; ``DeviceSparse``,
     the GPU path, here on CPU) agree with autograd."""
-    m = small_model(hubs=hubs)
+    m = small_model(hubs=hubs, promoter=promoter)
     view = m.for_gene(2)
     x = random_x(9, 40, seed=1)
     h = view.stage1(x).detach().requires_grad_(True)
@@ -108,9 +122,9 @@ def test_first_order_matches_autograd_and_explicit_sum(value, layout, hubs):
     torch.testing.assert_close(a, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("hubs", [0, 3])
-def test_gene_readout_matches_full_prediction(hubs):
-    m = small_model(hubs=hubs)
+@pytest.mark.parametrize(("hubs", "promoter"), CIS)
+def test_gene_readout_matches_full_prediction(hubs, promoter):
+    m = small_model(hubs=hubs, promoter=promoter)
     x = random_x(5, 40, seed=2)
     full = m.predict(x)
     for g in (0, 3):
@@ -209,14 +223,21 @@ def test_hubs_are_trained_saved_and_optional(tmp_path):
     from grids_core import bundle as bundle_io
 
     b = bundle_io.load(bundle_io.save(tiny_bundle(n_cells=60, n_peaks=30, n_genes=5), tmp_path / "b"))
-    steps = dict(steps_atac=3, steps_rna=3, steps_maps=3, steps_paired=10, batch_size=16, device="cpu")  # bit-equality below
-    tm = train(b, TrainConfig(**steps))
-    hubs = tm.model.hubs
     gene, peak = cis_pairs(b.peaks["chrom"].to_numpy(), b.peak_midpoints(), b.genes["chrom"].to_numpy(),
                            b.genes["tss"].to_numpy(), TrainConfig().cis_window)
+    dist = np.abs(b.peak_midpoints()[peak] - b.genes["tss"].to_numpy()[gene])
+    window = int(np.quantile(dist, 0.1))  # the tiny bundle's peaks are sparse: a wider "promoter" window
+    steps = dict(steps_atac=3, steps_rna=3, steps_maps=3, steps_paired=10, batch_size=16, device="cpu",
+                 promoter_window=window)  # bit-equality below
+    tm = train(b, TrainConfig(**steps))
+    hubs = tm.model.hubs
     assert hubs is not None and len(gene) > 0
     assert torch.equal(hubs.pair_gene, torch.from_numpy(gene)) and torch.equal(hubs.pair_peak, torch.from_numpy(peak))
     assert float(hubs.weight.abs().sum()) > 0  # trained on the paired term (initialised at zero)
+    near = dist <= window
+    assert near.any() and torch.equal(hubs.pair_promoter.bool(), torch.from_numpy(near))
+    promoter = hubs.rows().detach()[:, -1]  # the additive column: fitted on promoter peaks, zero elsewhere
+    assert float(promoter[near].abs().sum()) > 0 and float(promoter[~near].abs().sum()) == 0
     back = load_model(save_model(tm, tmp_path / "m.pt"), b)
     x = b.atac[:12]
     np.testing.assert_allclose(back.model.predict_numpy(x), tm.model.predict_numpy(x), rtol=1e-5, atol=1e-6)
@@ -225,6 +246,9 @@ def test_hubs_are_trained_saved_and_optional(tmp_path):
     assert torch.equal(longer.model.hubs.logits, hubs.logits) and torch.equal(longer.model.hubs.weight, hubs.weight)
     joint = train(b, TrainConfig(**steps, steps_cis=0))  # the previous default: hubs trained with the network
     assert joint.meta["cis_fit"] == {} and float(joint.model.hubs.weight.abs().sum()) > 0
+    hubs_only = train(b, TrainConfig(**{**steps, "promoter_window": 0}))
+    assert hubs_only.model.hubs.linear is None and hubs_only.model.for_gene(0).n_cis == 3
+    assert load_model(save_model(hubs_only, tmp_path / "h.pt"), b).model.cfg.promoter_window == 0
     plain = train(b, TrainConfig(**steps, cis_hubs=0))
     assert plain.model.hubs is None and plain.model.cfg.cis_hubs == 0
     assert load_model(save_model(plain, tmp_path / "p.pt"), b).model.hubs is None
