@@ -91,9 +91,8 @@ def fit_cis_hubs(
     ``loss_fn(pre, y)`` is the element-wise squared error [cells, genes]; ``l1`` weighs
     ``sum |hubs.rows()|`` (hub input weights and promoter weights) per gene. With ``val`` cells, every
     ``check_every`` steps each gene keeps its cis parameters from the step with its lowest validation
-    error so far (per-gene early stopping: genes
-    with nothing cis to learn keep hubs that add ~nothing). The intercepts are discarded (the rest of the
-    network replaces them). Returns a report.
+    error so far (per-gene early stopping: genes with nothing cis to learn keep hubs that add ~nothing).
+    The intercepts are discarded (the rest of the network replaces them). Returns a report.
     """
     n_genes = train.y.shape[1]
     onehot = F.one_hot(train.cell_type, n_types).to(train.y.dtype)
