@@ -68,6 +68,7 @@ class TrainConfig:
     steps_cis: int = 200  # full-batch hub fit before phase 3 (cis_fit); the hubs are then frozen (0: joint training)
     cis_lr: float = 0.03
     cis_l1: float = 1e-5
+    cis_overlap: float = 3e-3  # penalty on the input weight two hubs share at a peak (cis_fit)
     device: str | None = None
 
 
@@ -248,7 +249,7 @@ def _train(
         cis_report = fit_cis_hubs(
             model.hubs, CisData(x_all[train_idx], y_all[train_idx], ct_all[train_idx]),
             CisData(x_all[val], y_all[val], ct_all[val]) if len(val) else None, len(types), relu_error,
-            cfg.steps_cis, cfg.cis_lr, cfg.cis_l1, tick=lambda loss: tick("cis hubs", loss))
+            cfg.steps_cis, cfg.cis_lr, cfg.cis_l1, cfg.cis_overlap, tick=lambda loss: tick("cis hubs", loss))
         model.hubs.requires_grad_(False)
 
     # phase 3: latent maps, autoencoders frozen

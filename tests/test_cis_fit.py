@@ -67,6 +67,24 @@ def test_fit_learns_or_logic_that_single_peak_effects_miss():
     assert max(abs(_hub_drop(hubs, x, [j])) for j in range(3, 10)) < 0.05  # drives nothing
 
 
+def test_overlap_penalty_keeps_an_or_group_in_one_hub():
+    """One OR-group, two hubs: unpenalised, the second hub also takes the group's peaks (with a negative
+    weight, shaping the saturation); with the overlap penalty one hub carries the group alone and the
+    group's effect is unchanged."""
+    x, y = _or_data(1500, seed=0)
+    data = CisData(x, y, torch.zeros(len(y), dtype=torch.int64))
+    fits = {}
+    for overlap in (0.0, 3e-3):
+        hubs = _hubs(10, 1, k=2)
+        fit_cis_hubs(hubs, data, None, 1, paired_error, steps=300, lr=0.1, l1=1e-5, overlap=overlap)
+        group = hubs.rows().detach()[:3, :2].mean(0)  # mean input weight of the members, per hub
+        fits[overlap] = (float(group.min() / group.max()), _hub_drop(hubs, x, [0, 1, 2]))
+    assert fits[0.0][0] > 0.1  # two hubs share the group
+    assert fits[3e-3][0] < 0.02  # one hub has it
+    assert fits[3e-3][1] == pytest.approx(fits[0.0][1], rel=0.02)
+    assert fits[3e-3][1] == pytest.approx(1.5 * (1 - 0.55**3), rel=0.15)
+
+
 def test_promoter_term_takes_the_additive_promoter_and_leaves_the_or_to_the_hubs():
     """Gene 0 = 0.3 + 0.8 * promoter (peak 0) + 1.5 * OR(peaks 1-3), with peak 0 flagged as promoter:
     the additive weight carries the promoter and the hubs the OR-group."""
