@@ -27,7 +27,10 @@ search must choose whole groups, which single-peak scores do not.
 Diagnostics of the surrogate against the planted truth, per pair: mean exact single-peak effect of the
 planted enhancers and of the decoys (``enh_single``, ``decoy_single``; negative = closing lowers the
 gene), and ``group_vs_sum`` = joint effect of closing a whole OR-group / sum of its members' single
-effects (1.0: the surrogate is additive there; the simulator's truth is super-additive, > 1).
+effects (1.0: the surrogate is additive there; the simulator's truth is super-additive, > 1), and
+``hub_weaker`` = how strongly the weaker of the two OR-groups is held by a cis hub (``evaluate.hub_groups``:
+mean member input weight x hub weight, its best hub; ~0: that group has no hub) with ``hubs_distinct``
+(the two groups' best hubs differ).
 
 ``--oracle`` searches the simulator's own planted model instead of the trained surrogate
 (``grids_core.explain.planted``: promoter + one OR per group, smoothed as ``1 - exp(-4 * open members)``):
@@ -45,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from grids_core import bundle as bundle_io
-from grids_core.evaluate import heldout_effect, truth_metrics
+from grids_core.evaluate import heldout_effect, hub_groups, truth_metrics
 from grids_core.explain.gene import ExplainRequest, build_objective
 from grids_core.explain.grids import candidate_pool, evaluate_subset, grids_search
 from grids_core.explain.planted import OR_SHARPNESS, planted_objective
@@ -102,6 +105,7 @@ def main() -> None:
 
         rows.append({
             "gene": gene, "cell_type": cell_type, "r": float("nan") if tm is None else tm.gene_r(gene), **_truth_diagnostics(b, obj, gene, cell_type),
+            **_hub_diagnostics(b, tm, gene, cell_type),
             "hits_grids": hits(g.subset), "hits_gradient_init": hits(init.subset), "hits_random": hits(rnd),
             "hits_faithful": hits(f.subset), "drivers": n_drivers,
             "groups_grids": groups(g.subset), "groups_init": groups(init.subset),
@@ -137,6 +141,10 @@ def main() -> None:
     print(f"all three (> random, > gradient init, held-out > faithful at equal budget): {every.sum()}/{n}")
     print(f"surrogate: mean single effect enhancers {df.enh_single.mean():.4f} vs decoys {df.decoy_single.mean():.4f}; "
           f"median group/sum-of-singles {df.group_vs_sum.median():.3f} (1 = additive)")
+    if df.hub_weaker.notna().any():
+        held = (df.hub_weaker > HUB_HELD) & df.hubs_distinct
+        print(f"surrogate: both OR-groups held by a hub of their own (> {HUB_HELD}, distinct hubs): {held.sum()}/{n}"
+              f"  (weakest group {df.hub_weaker.min():.2f})")
     print(f"mean time per pair: GRIDS {df.t_grids_s.mean():.2f} s, faithful {df.t_faithful_s.mean():.2f} s")
 
 
@@ -157,6 +165,17 @@ def planted_drop(b, gene: str, cell_type: str, x, subset) -> float:
         weight = W_PROMOTER if name == "promoter" else W_GROUP
         drop += weight * (before & ~after)
     return float(drop.mean())
+
+
+HUB_HELD = 0.3  # hub_weaker above this: the group has a hub
+
+
+def _hub_diagnostics(b, tm, gene: str, cell_type: str) -> dict:
+    h = hub_groups(b, tm.model.hubs, gene, cell_type) if tm is not None else None
+    if h is None:
+        return {"hub_weaker": float("nan"), "hubs_distinct": False}
+    best = h.argmax(1)
+    return {"hub_weaker": float(h.max(1).min()), "hubs_distinct": bool(len(set(best.tolist())) == len(best))}
 
 
 def _truth_diagnostics(b, obj, gene: str, cell_type: str) -> dict:

@@ -125,3 +125,30 @@ def truth_metrics(bundle: Bundle, gene: str, cell_type: str, subset, scores: np.
         y[list(planted)] = 1
         out["auprc"] = float(average_precision_score(y, scores))
     return out
+
+
+def hub_groups(bundle: Bundle, hubs, gene: str, cell_type: str) -> np.ndarray | None:
+    """How the cis hubs of ``gene`` hold its planted OR-groups in ``cell_type``: [groups, K], the mean
+    input weight of a group's members in each hub times that hub's output weight (groups in name order).
+
+    A group "has a hub" where one entry of its row is clearly positive; two groups on the same
+    ``argmax`` hub share it. None without planted truth for the pair or without hubs.
+    """
+    if hubs is None or bundle.truth is None:
+        return None
+    t = bundle.truth[(bundle.truth["gene"] == gene) & (bundle.truth["cell_type"] == cell_type)]
+    t = t[t["logic"] == "OR"]
+    if len(t) == 0:
+        return None
+    k = hubs.weight.shape[1]
+    gi = bundle.gene_index(gene)
+    gene_pairs = (hubs.pair_gene == gi).cpu().numpy()
+    peak_of = hubs.pair_peak.cpu().numpy()
+    with torch.no_grad():
+        rows = hubs.rows()[:, :k].cpu().numpy()
+        weight = hubs.weight[gi].cpu().numpy()
+    out = []
+    for _, grp in sorted(t.groupby("group"), key=lambda item: item[0]):
+        pairs = np.flatnonzero(gene_pairs & np.isin(peak_of, grp["peak_index"].to_numpy()))
+        out.append(rows[pairs].sum(0) / len(grp) * weight)  # members outside the cis window count as 0
+    return np.array(out)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from grids_core.cis_fit import CisData, fit_cis_hubs, hub_design
+from grids_core.evaluate import hub_groups
 from grids_core.surrogate import CisHubs, SurrogateConfig, hub_output
 from grids_core.train import build_model, paired_error, relu_error
 
@@ -148,3 +149,23 @@ def test_early_stopping_ends_no_worse_than_the_start_on_validation_and_is_determ
     assert report["val_error"] <= float(before) + 1e-6
     assert float(hubs.weight.detach()[0].abs().sum()) > 0.5  # the OR gene kept a fitted hub
     assert torch.equal(fits[0][0], fits[1][0]) and torch.equal(fits[0][1], fits[1][1])  # deterministic
+
+
+def test_hub_groups_reports_which_hub_holds_each_planted_group(small_bundle):
+    """``evaluate.hub_groups`` on hubs set by hand: group A in hub 0, group B in hub 2, hub 1 unused."""
+    hubs = build_model(small_bundle, cis_hubs=3).hubs
+    t = small_bundle.truth[(small_bundle.truth.gene == "GAD1") & (small_bundle.truth.cell_type == "VIP")]
+    names = sorted(t.loc[t.logic == "OR", "group"].unique())
+    members = [t.loc[t.group == g, "peak_index"].to_numpy() for g in names]
+    gene = hubs.pair_gene.numpy() == small_bundle.gene_index("GAD1")
+    logit = np.full(hubs.logits.shape, -30.0, dtype=np.float32)  # softplus ~ 0
+    for hub, peaks in zip((0, 2), members, strict=True):
+        logit[gene & np.isin(hubs.pair_peak.numpy(), peaks), hub] = np.log(np.expm1(2.0))  # input weight 2
+    with torch.no_grad():
+        hubs.logits.copy_(torch.from_numpy(logit))
+        hubs.weight[small_bundle.gene_index("GAD1")] = torch.tensor([1.5, 0.7, -0.5])
+    h = hub_groups(small_bundle, hubs, "GAD1", "VIP")
+    assert h.shape == (2, 3)
+    np.testing.assert_allclose(h, [[3.0, 0, 0], [0, 0, -1.0]], atol=1e-5)
+    assert hub_groups(small_bundle, hubs, "GAD2", "VIP") == pytest.approx(np.zeros((2, 3)), abs=1e-5)
+    assert hub_groups(small_bundle, None, "GAD1", "VIP") is None
