@@ -19,11 +19,9 @@ import torch
 
 from grids_core import bundle as bundle_io
 from grids_core.cis_fit import CisData, fit_cis_hubs
-from grids_core.evaluate import hub_groups
+from grids_core.evaluate import hub_groups, own_hubs
 from grids_core.reference import MARKER_PAIRS
 from grids_core.train import TrainConfig, _validation_cells, build_model, relu_error
-
-HUB_HELD = 0.3
 
 
 def main() -> None:
@@ -51,9 +49,8 @@ def main() -> None:
         held, weakest = 0, np.inf
         for ct, gene in MARKER_PAIRS:
             h = hub_groups(b, hubs, gene, ct)
-            weaker = float(h.max(1).min())
-            weakest = min(weakest, weaker)
-            held += weaker > HUB_HELD and len(set(h.argmax(1).tolist())) == len(h)
+            weakest = min(weakest, float(h.max(1).min()))
+            held += own_hubs(h)
         rows.append({"overlap": overlap, "val_error": report["val_error"], "pairs_groups_held": held,
                      "weakest_group": weakest, "fit_s": seconds})
     pd.set_option("display.width", 200)

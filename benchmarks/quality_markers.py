@@ -29,8 +29,8 @@ planted enhancers and of the decoys (``enh_single``, ``decoy_single``; negative 
 gene), and ``group_vs_sum`` = joint effect of closing a whole OR-group / sum of its members' single
 effects (1.0: the surrogate is additive there; the simulator's truth is super-additive, > 1), and
 ``hub_weaker`` = how strongly the weaker of the two OR-groups is held by a cis hub (``evaluate.hub_groups``:
-mean member input weight x hub weight, its best hub; ~0: that group has no hub) with ``hubs_distinct``
-(the two groups' best hubs differ).
+mean member input weight x hub weight, its best hub; ~0: that group has no hub) with ``own_hubs``
+(``evaluate.own_hubs``: both groups held, on distinct hubs).
 
 ``--oracle`` searches the simulator's own planted model instead of the trained surrogate
 (``grids_core.explain.planted``: promoter + one OR per group, smoothed as ``1 - exp(-4 * open members)``):
@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from grids_core import bundle as bundle_io
-from grids_core.evaluate import heldout_effect, hub_groups, truth_metrics
+from grids_core.evaluate import HUB_HELD, heldout_effect, hub_groups, own_hubs, truth_metrics
 from grids_core.explain.gene import ExplainRequest, build_objective
 from grids_core.explain.grids import candidate_pool, evaluate_subset, grids_search
 from grids_core.explain.planted import OR_SHARPNESS, planted_objective
@@ -142,8 +142,7 @@ def main() -> None:
     print(f"surrogate: mean single effect enhancers {df.enh_single.mean():.4f} vs decoys {df.decoy_single.mean():.4f}; "
           f"median group/sum-of-singles {df.group_vs_sum.median():.3f} (1 = additive)")
     if df.hub_weaker.notna().any():
-        held = (df.hub_weaker > HUB_HELD) & df.hubs_distinct
-        print(f"surrogate: both OR-groups held by a hub of their own (> {HUB_HELD}, distinct hubs): {held.sum()}/{n}"
+        print(f"surrogate: both OR-groups held by a hub of their own (> {HUB_HELD}, distinct hubs): {df.own_hubs.sum()}/{n}"
               f"  (weakest group {df.hub_weaker.min():.2f})")
     print(f"mean time per pair: GRIDS {df.t_grids_s.mean():.2f} s, faithful {df.t_faithful_s.mean():.2f} s")
 
@@ -167,15 +166,11 @@ def planted_drop(b, gene: str, cell_type: str, x, subset) -> float:
     return float(drop.mean())
 
 
-HUB_HELD = 0.3  # hub_weaker above this: the group has a hub
-
-
 def _hub_diagnostics(b, tm, gene: str, cell_type: str) -> dict:
     h = hub_groups(b, tm.model.hubs, gene, cell_type) if tm is not None else None
     if h is None:
-        return {"hub_weaker": float("nan"), "hubs_distinct": False}
-    best = h.argmax(1)
-    return {"hub_weaker": float(h.max(1).min()), "hubs_distinct": bool(len(set(best.tolist())) == len(best))}
+        return {"hub_weaker": float("nan"), "own_hubs": False}
+    return {"hub_weaker": float(h.max(1).min()), "own_hubs": own_hubs(h)}
 
 
 def _truth_diagnostics(b, obj, gene: str, cell_type: str) -> dict:

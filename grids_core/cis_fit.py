@@ -98,8 +98,8 @@ def fit_cis_hubs(
     two hubs share, ``sum_k<l w_jk w_jl`` over each gene's pairs, so that hubs take distinct peak groups
     (module docstring). With ``val`` cells, every ``check_every`` steps each gene keeps its cis parameters
     from the step with its lowest validation error so far (per-gene early stopping: genes with nothing
-    cis to learn keep hubs that add ~nothing).
-    The intercepts are discarded (the rest of the network replaces them). Returns a report.
+    cis to learn keep hubs that add ~nothing). The intercepts are discarded (the rest of the network
+    replaces them). Returns a report.
     """
     n_genes = train.y.shape[1]
     onehot = F.one_hot(train.cell_type, n_types).to(train.y.dtype)

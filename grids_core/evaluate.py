@@ -131,8 +131,7 @@ def hub_groups(bundle: Bundle, hubs, gene: str, cell_type: str) -> np.ndarray | 
     """How the cis hubs of ``gene`` hold its planted OR-groups in ``cell_type``: [groups, K], the mean
     input weight of a group's members in each hub times that hub's output weight (groups in name order).
 
-    A group "has a hub" where one entry of its row is clearly positive; two groups on the same
-    ``argmax`` hub share it. None without planted truth for the pair or without hubs.
+    None without planted truth for the pair or without hubs; ``own_hubs`` reads the result.
     """
     if hubs is None or bundle.truth is None:
         return None
@@ -152,3 +151,13 @@ def hub_groups(bundle: Bundle, hubs, gene: str, cell_type: str) -> np.ndarray | 
         pairs = np.flatnonzero(gene_pairs & np.isin(peak_of, grp["peak_index"].to_numpy()))
         out.append(rows[pairs].sum(0) / len(grp) * weight)  # members outside the cis window count as 0
     return np.array(out)
+
+
+HUB_HELD = 0.3  # a group whose best hub entry exceeds this is held by that hub
+
+
+def own_hubs(h: np.ndarray, held: float = HUB_HELD) -> bool:
+    """Whether every group of a ``hub_groups`` result is held by a hub (best entry > ``held``) and no two
+    groups share their best hub."""
+    best = h.argmax(1)
+    return bool((h.max(1) > held).all() and len(set(best.tolist())) == len(best))

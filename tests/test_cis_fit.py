@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from grids_core.cis_fit import CisData, fit_cis_hubs, hub_design
-from grids_core.evaluate import hub_groups
+from grids_core.evaluate import hub_groups, own_hubs
 from grids_core.surrogate import CisHubs, SurrogateConfig, hub_output
 from grids_core.train import build_model, paired_error, relu_error
 
@@ -167,5 +167,16 @@ def test_hub_groups_reports_which_hub_holds_each_planted_group(small_bundle):
     h = hub_groups(small_bundle, hubs, "GAD1", "VIP")
     assert h.shape == (2, 3)
     np.testing.assert_allclose(h, [[3.0, 0, 0], [0, 0, -1.0]], atol=1e-5)
+    assert not own_hubs(h)  # group B's hub lowers the gene: not held
+    with torch.no_grad():
+        hubs.weight[small_bundle.gene_index("GAD1"), 2] = 0.5
+    assert own_hubs(hub_groups(small_bundle, hubs, "GAD1", "VIP"))
+    with torch.no_grad():
+        hubs.logits[:, 1] = hubs.logits[:, 2]  # group B also in hub 1 (weight 0.7): its best hub moves
+        hubs.logits[:, 2] = -30.0
+    assert own_hubs(hub_groups(small_bundle, hubs, "GAD1", "VIP"))
+    with torch.no_grad():
+        hubs.logits[:, 0] = torch.maximum(hubs.logits[:, 0], hubs.logits[:, 1])  # hub 0 takes group B too
+    assert not own_hubs(hub_groups(small_bundle, hubs, "GAD1", "VIP"))
     assert hub_groups(small_bundle, hubs, "GAD2", "VIP") == pytest.approx(np.zeros((2, 3)), abs=1e-5)
     assert hub_groups(small_bundle, None, "GAD1", "VIP") is None
