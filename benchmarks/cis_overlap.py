@@ -1,7 +1,7 @@
 """The cis-hub fit alone at several overlap penalties (``TrainConfig.cis_overlap``, README "The surrogate").
 
-For each penalty: the full-batch hub fit exactly as ``grids train`` runs it (same cells, steps, learning
-rate, L1, validation cells and early stopping), then its validation error and, over the 16 marker pairs,
+For each penalty: the full-batch hub fit exactly as ``grids train`` runs it (``train.fit_bundle_hubs``:
+same cells, steps, learning rate, L1, validation cells and early stopping), then its validation error and, over the 16 marker pairs,
 how many have both planted OR-groups held by a hub of their own (``evaluate.hub_groups``: mean member
 input weight x hub weight above 0.3 on distinct hubs), and the weakest group's value.
 
@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from grids_core import bundle as bundle_io
-from grids_core.cis_fit import CisData, fit_cis_hubs
 from grids_core.evaluate import hub_groups, own_hubs
 from grids_core.reference import MARKER_PAIRS
-from grids_core.train import TrainConfig, _validation_cells, build_model, relu_error
+from grids_core.train import TrainConfig, build_model, fit_bundle_hubs
 
 
 def main() -> None:
@@ -32,19 +32,12 @@ def main() -> None:
     args = ap.parse_args()
     b = bundle_io.load(args.bundle)
     cfg = TrainConfig(seed=args.seed)
-    types = {t: i for i, t in enumerate(b.cell_types)}
-    cell_type = torch.tensor([types[t] for t in b.cells["cell_type"]])
-    y = torch.from_numpy(b.rna)
-    train_idx = np.flatnonzero(b.cell_mask(split="train"))
-    val_idx = _validation_cells(b, cfg.seed)
-    train = CisData(b.atac[train_idx], y[train_idx], cell_type[train_idx])
-    val = CisData(b.atac[val_idx], y[val_idx], cell_type[val_idx])
     rows = []
     for overlap in (float(v) for v in args.overlaps.split(",")):
         torch.manual_seed(cfg.seed)
         hubs = build_model(b, cfg.cis_hubs, cfg.cis_window, cfg.promoter_window).hubs
         t0 = time.perf_counter()
-        report = fit_cis_hubs(hubs, train, val, len(types), relu_error, cfg.steps_cis, cfg.cis_lr, cfg.cis_l1, overlap)
+        report = fit_bundle_hubs(hubs, b, replace(cfg, cis_overlap=overlap))
         seconds = time.perf_counter() - t0
         held, weakest = 0, np.inf
         for ct, gene in MARKER_PAIRS:

@@ -35,7 +35,14 @@ from grids_core.bundle import Bundle
 from grids_core.cis_fit import CisData, fit_cis_hubs
 from grids_core.determinism import deterministic
 from grids_core.errors import CancelledError, ModelError, SettingsError
-from grids_core.surrogate import Surrogate, SurrogateConfig, block_offsets_from_chroms, cis_pairs, sparse_coo
+from grids_core.surrogate import (
+    CisHubs,
+    Surrogate,
+    SurrogateConfig,
+    block_offsets_from_chroms,
+    cis_pairs,
+    sparse_coo,
+)
 
 Progress = Callable[[float, str], None]
 PREDICTABLE_R = 0.3  # below this held-out Pearson r a gene's explanations are flagged
@@ -245,11 +252,7 @@ def _train(
     # cis hubs, full batch, then frozen (cis_fit)
     if fit_hubs:
         say(done / total, "fitting cis hubs")
-        val = _validation_cells(bundle, cfg.seed)
-        cis_report = fit_cis_hubs(
-            model.hubs, CisData(x_all[train_idx], y_all[train_idx], ct_all[train_idx]),
-            CisData(x_all[val], y_all[val], ct_all[val]) if len(val) else None, len(types), relu_error,
-            cfg.steps_cis, cfg.cis_lr, cfg.cis_l1, cfg.cis_overlap, tick=lambda loss: tick("cis hubs", loss))
+        cis_report = fit_bundle_hubs(model.hubs, bundle, cfg, tick=lambda loss: tick("cis hubs", loss))
         model.hubs.requires_grad_(False)
 
     # phase 3: latent maps, autoencoders frozen
@@ -386,6 +389,21 @@ def _hub_penalty(model: Surrogate, cfg: TrainConfig) -> torch.Tensor | float:
     if model.hubs is None or cfg.hub_l1 <= 0 or not model.hubs.logits.requires_grad:  # absent, off or frozen
         return 0.0
     return cfg.hub_l1 * F.softplus(model.hubs.logits).sum() / model.cfg.n_genes
+
+
+def fit_bundle_hubs(hubs: CisHubs, bundle: Bundle, cfg: TrainConfig, tick: Callable[[float], None] | None = None) -> dict:
+    """The cis-hub fit of ``grids train`` (``cis_fit.fit_cis_hubs`` with ``cfg``'s settings) on the bundle's
+    training cells, early-stopped on its validation cells; returns the fit's report."""
+    device = hubs.logits.device
+    types = {t: i for i, t in enumerate(bundle.cell_types)}
+    y = torch.from_numpy(bundle.rna).to(device)
+    cell_type = torch.tensor([types[t] for t in bundle.cells["cell_type"]], device=device)
+    train_idx = np.flatnonzero(bundle.cell_mask(split="train"))
+    val = _validation_cells(bundle, cfg.seed)
+    return fit_cis_hubs(
+        hubs, CisData(bundle.atac[train_idx], y[train_idx], cell_type[train_idx]),
+        CisData(bundle.atac[val], y[val], cell_type[val]) if len(val) else None, len(types), relu_error,
+        cfg.steps_cis, cfg.cis_lr, cfg.cis_l1, cfg.cis_overlap, tick=tick)
 
 
 def _validation_cells(bundle: Bundle, seed: int, limit: int = 1024) -> np.ndarray:
