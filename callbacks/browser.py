@@ -281,7 +281,8 @@ def register(app: Dash, state: AppState) -> None:
         if res is None:
             return no_update, alert("Nothing to download yet: run or open a result first.", color="warning")
         text = export_text(state.links(res.run_id), fmt)
-        name = f"grids_{res.gene}_{res.cell_type}_{res.method}_{res.run_id}.{ids.EXTENSIONS[fmt]}"
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"grids_{res.gene}_{res.cell_type}_{res.method}_{res.run_id}")
+        name = f"{stem}.{fmt}"
         return dcc.send_string(text, name), no_update
 
     app.clientside_callback(

@@ -222,7 +222,7 @@ def igv_tracks(app: Dash, state: AppState, gene: str | None, cell: str | None, r
     if res is not None:
         tracks.append({"name": f"Links {res.method} {res.gene} {res.cell_type}", "type": "interaction",
                        "format": "bedpe", "url": url(f"{PREFIX}/links/{res.run_id}.bedpe"), "height": 120,
-                       "color": "#b2182b", "arcType": "proportional"})
+                       "color": "#b2182b", "thickness": 2})
     tracks.append({"name": "Peaks", "type": "annotation", "format": "bed", "url": url(f"{PREFIX}/peaks.bed"),
                    "displayMode": "COLLAPSED", "height": 30, "color": "#8a94a6"})
     if b.truth is not None and gene and cell:

@@ -1,4 +1,4 @@
-"""The ``grids`` command line: simulate, train, explain, show, runs, genes, info."""
+"""The ``grids`` command line: simulate, prepare, train, explain, compare, stability, batch, show, runs, genes, mnist, info."""
 
 from __future__ import annotations
 
@@ -242,6 +242,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stability(args: argparse.Namespace) -> int:
+    from grids_core.jobs import load_context
+    from grids_core.links import format_from_path, write_export
+    from grids_core.stability import parse_seeds, seed_stability
+
+    seeds = parse_seeds(args.seeds)
+    if args.table and format_from_path(args.table) not in ("tsv", "csv"):
+        raise SettingsError(f"--table writes a table: end {args.table} in .tsv or .csv.")
+    settings = _settings(args)
+    update, close = _progress_bar(f"{args.method} {args.gene}/{args.cell_type} x {len(seeds)} seeds")
+    try:
+        st = seed_stability(settings, _request(args), seeds, progress=update, force=args.force)
+    finally:
+        close()
+    bundle = load_context(settings).bundle
+    import pandas as pd
+
+    first = st.results[0]
+    print(f"\n{args.method} {first.gene} in {first.cell_type}, L={args.L}, seeds {', '.join(map(str, seeds))}")
+    per_seed = pd.DataFrame({
+        "seed": st.seeds, "run": [r.run_id for r in st.results], "stored": st.stored,
+        "J": [r.objective for r in st.results], "heldout_delta": [r.heldout.get("delta") for r in st.results],
+        **({"recall": [(r.truth or {}).get("recall") for r in st.results]} if first.truth else {}),
+    })
+    print(per_seed.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"Jaccard of the subsets: mean {st.mean_jaccard:.3f}, min {st.min_jaccard:.3f} over "
+          f"{len(seeds) * (len(seeds) - 1) // 2} pairs of seeds")
+    freq = st.frequency(bundle)
+    cols = ["peak", "peak_chrom", "peak_start", "peak_end", "distance_to_tss", "n_seeds", "mean_rank", "mean_drop_one"]
+    cols += ["planted"] if first.truth else []
+    print(f"peaks chosen by any seed ({len(freq)}; {int((freq['n_seeds'] == len(seeds)).sum())} by every seed):")
+    print(freq[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.table:
+        print(f"wrote {write_export(freq, args.table)}")
+    return 0
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from grids_core.batch import expand_pairs, read_pairs, run_batch
 
@@ -282,14 +319,15 @@ def cmd_mnist(args: argparse.Namespace) -> int:
 
 
 # ---- parser -------------------------------------------------------------------------------------
-def request_args(sp: argparse.ArgumentParser) -> None:
-    """The settings of one explanation (shared by explain, compare and batch)."""
+def request_args(sp: argparse.ArgumentParser, seed: bool = True) -> None:
+    """The settings of one explanation (shared by explain, compare, stability and batch)."""
     sp.add_argument("-L", type=int, default=10, help="subset size")
     sp.add_argument("-k", type=int, default=32, help="candidates evaluated per step")
     sp.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"],
                     help="peaks closed (v=0) or opened (v=1); expression lowered (sigma=+1) or raised (sigma=-1)")
     sp.add_argument("--beta", type=float, default=0.0, help="specificity weight against other cell types")
-    sp.add_argument("--seed", type=int, default=0)
+    if seed:
+        sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--window", type=int, default=None, help="only peaks within this many bp of the TSS")
     sp.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
     sp.add_argument("--faithful", action="store_true", help="the authors' reference behaviour (for comparison)")
@@ -398,6 +436,17 @@ def build_parser() -> argparse.ArgumentParser:
     request_args(s)
     s.add_argument("--force", action="store_true")
     s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("stability", help="run one explanation with several seeds: Jaccard of the subsets, peak frequency")
+    bundle_arg(s)
+    s.add_argument("--gene", required=True)
+    s.add_argument("--cell-type", required=True)
+    s.add_argument("--method", default="grids")
+    request_args(s, seed=False)
+    s.add_argument("--seeds", default="0-4", help="seeds to compare: a list (0,1,2) and/or ranges (0-4); default %(default)s")
+    s.add_argument("--force", action="store_true", help="recompute even if stored results exist")
+    s.add_argument("--table", help="write the per-peak frequency table to FILE.tsv or FILE.csv")
+    s.set_defaults(func=cmd_stability, seed=0)
 
     s = sub.add_parser("batch", help="explain many gene x cell type pairs on Dask (resumable)")
     bundle_arg(s)

@@ -1,4 +1,4 @@
-"""Linkage tables (one tidy row per gene x peak) and their exports: TSV/CSV, BEDPE, UCSC interact."""
+"""Linkage tables (one tidy row per gene x peak) and their exports: TSV/CSV, BEDPE, UCSC interact, BED."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ COLUMNS = [
     "gene", "gene_id", "gene_chrom", "tss", "strand", "peak", "peak_chrom", "peak_start", "peak_end", "peak_mid",
     "distance_to_tss", "cell_type", "rank", "drop_one", "single", "method", "run_id",
 ]
-FORMATS = ("tsv", "csv", "bedpe", "interact")
+FORMATS = ("tsv", "csv", "bedpe", "interact", "bed")
 
 
 def linkage_table(bundle: Bundle, result: ExplanationResult) -> pd.DataFrame:
@@ -56,42 +56,72 @@ def linkage_table(bundle: Bundle, result: ExplanationResult) -> pd.DataFrame:
     )
 
 
+def _token(x) -> str:
+    """A BED-family field: whitespace would split the column, so it becomes '_'."""
+    return "_".join(str(x).split()) or "."
+
+
+def _by_position(df: pd.DataFrame, chrom: str, start: str) -> pd.DataFrame:
+    """Rows sorted as ``sort -k1,1 -k2,2n`` (what bedToBigBed, tabix and pairix expect)."""
+    return df.sort_values([chrom, start], kind="stable", key=lambda c: c.astype(str) if c.name == chrom else c)
+
+
+def to_bed(links: pd.DataFrame) -> str:
+    """BED6 of the linked peaks, sorted: name gene|peak, score 0-1000 by |drop-one effect|, no strand."""
+    rows = _by_position(links.assign(bed_score=_scores(links["drop_one"])), "peak_chrom", "peak_start")
+    return "".join(
+        f"{r.peak_chrom}\t{r.peak_start}\t{r.peak_end}\t{_token(r.gene)}|{_token(r.peak)}\t{r.bed_score}\t.\n"
+        for r in rows.itertuples(index=False)
+    )
+
+
 def to_bedpe(links: pd.DataFrame) -> str:
-    """BEDPE: peak interval, then a 1-bp TSS interval; name gene|peak, score = drop-one effect."""
+    """BEDPE sorted by the peak: peak interval, then a 1-bp TSS interval; name gene|peak, score = drop-one
+    effect ('.' when unknown)."""
     out = io.StringIO()
     out.write("#chrom1\tstart1\tend1\tchrom2\tstart2\tend2\tname\tscore\tstrand1\tstrand2\tcell_type\tmethod\trank\n")
-    for r in links.itertuples(index=False):
+    for r in _by_position(links, "peak_chrom", "peak_start").itertuples(index=False):
         out.write(
             f"{r.peak_chrom}\t{r.peak_start}\t{r.peak_end}\t{r.gene_chrom}\t{r.tss}\t{r.tss + 1}\t"
-            f"{r.gene}|{r.peak}\t{_fmt(r.drop_one)}\t.\t{r.strand}\t{r.cell_type}\t{r.method}\t{r.rank}\n"
+            f"{_token(r.gene)}|{_token(r.peak)}\t{_fmt(r.drop_one)}\t.\t{r.strand}\t{_token(r.cell_type)}\t"
+            f"{_token(r.method)}\t{r.rank}\n"
         )
     return out.getvalue()
 
 
+def _scores(effects: pd.Series) -> np.ndarray:
+    """BED scores 0-1000: |effect| relative to the largest; 0 where the effect is unknown."""
+    eff = np.abs(effects.astype(float).to_numpy())
+    top = np.nanmax(eff) if np.isfinite(eff).any() else 0.0
+    return np.where(np.isfinite(eff), np.round(1000 * eff / (top if top > 0 else 1.0)), 0).astype(int)
+
+
 def to_interact(links: pd.DataFrame, track_line: bool = True) -> str:
-    """UCSC interact (bed5+13): source = peak midpoint, target = TSS; score scaled 0-1000 by |effect|."""
+    """UCSC interact (bed5+13), sorted: source = peak midpoint, target = TSS; score 0-1000 by |effect|,
+    value = the effect (0 and grey when unknown); two records for a link across chromosomes."""
     out = io.StringIO()
-    if track_line and len(links):
-        first = links.iloc[0]
+    if track_line:
+        first = links.iloc[0] if len(links) else None
+        title = f"{first.gene} {first.cell_type}" if first is not None else "links"
+        detail = f"{first.method} run {first.run_id}" if first is not None else "(no links)"
         out.write(
-            f'track type=interact name="GRIDS {first.gene} {first.cell_type}" '
-            f'description="GRIDS links {first.method} run {first.run_id}" interactDirectional=true maxHeightPixels=200:100:50\n'
+            f'track type=interact name="GRIDS {title}" description="GRIDS links {detail}" '
+            "interactDirectional=true maxHeightPixels=200:100:50\n"
         )
-    eff = links["drop_one"].astype(float).fillna(0.0).to_numpy()
-    top = float(np.abs(eff).max()) if len(eff) and np.abs(eff).max() > 0 else 1.0
-    for r, e in zip(links.itertuples(index=False), eff, strict=True):
-        src_s, tgt_s = int(r.peak_mid), int(r.tss)
+    records = []
+    for r, score in zip(links.itertuples(index=False), _scores(links["drop_one"]), strict=True):
+        e = float(r.drop_one)
+        src, tgt = int(r.peak_mid), int(r.tss)
+        color = "#999999" if not np.isfinite(e) else "#B2182B" if e >= 0 else "#2166AC"
+        fields = (f"{_token(r.gene)}|{_token(r.peak)}\t{score}\t{_fmt(e) if np.isfinite(e) else 0}\t"
+                  f"{_token(r.cell_type)}\t{color}\t{r.peak_chrom}\t{src}\t{src + 1}\t{_token(r.peak)}\t.\t"
+                  f"{r.gene_chrom}\t{tgt}\t{tgt + 1}\t{_token(r.gene)}\t{r.strand}")
         if r.peak_chrom == r.gene_chrom:
-            chrom, start, end = r.peak_chrom, min(src_s, tgt_s), max(src_s, tgt_s) + 1
-        else:
-            chrom, start, end = r.peak_chrom, src_s, src_s + 1
-        score = int(round(1000 * abs(e) / top))
-        color = "#B2182B" if e >= 0 else "#2166AC"
-        out.write(
-            f"{chrom}\t{start}\t{end}\t{r.gene}|{r.peak}\t{score}\t{_fmt(e)}\t{r.cell_type}\t{color}\t"
-            f"{r.peak_chrom}\t{src_s}\t{src_s + 1}\t{r.peak}\t.\t"
-            f"{r.gene_chrom}\t{tgt_s}\t{tgt_s + 1}\t{r.gene}\t{r.strand}\n"
-        )
+            records.append((r.peak_chrom, min(src, tgt), max(src, tgt) + 1, fields))
+        else:  # interact.as: "for interchromosomal, use 2 records", one at each end
+            records += [(r.peak_chrom, src, src + 1, fields), (r.gene_chrom, tgt, tgt + 1, fields)]
+    for chrom, start, end, fields in sorted(records, key=lambda rec: (str(rec[0]), rec[1])):
+        out.write(f"{chrom}\t{start}\t{end}\t{fields}\n")
     return out.getvalue()
 
 
@@ -106,15 +136,17 @@ def export_text(links: pd.DataFrame, fmt: str) -> str:
         return to_bedpe(links)
     if fmt == "interact":
         return to_interact(links)
+    if fmt == "bed":
+        return to_bed(links)
     raise SettingsError(f"Unknown export format {fmt!r}: use one of {', '.join(FORMATS)}.")
 
 
 def format_from_path(path: str | os.PathLike) -> str:
     suffix = Path(path).suffix.lower().lstrip(".")
-    aliases = {"txt": "tsv", "bed": "interact", "inter": "interact"}
+    aliases = {"txt": "tsv", "inter": "interact"}
     fmt = aliases.get(suffix, suffix)
     if fmt not in FORMATS:
-        raise SettingsError(f"Cannot tell the export format of {path}: end the name in .tsv, .csv, .bedpe or .interact.")
+        raise SettingsError(f"Cannot tell the export format of {path}: end the name in .tsv, .csv, .bedpe, .interact or .bed.")
     return fmt
 
 
@@ -131,7 +163,9 @@ def write_export(links: pd.DataFrame, path: str | os.PathLike, fmt: str | None =
 
 
 def _fmt(x) -> str:
+    """A number for a BED-family column; '.' when missing."""
     try:
-        return f"{float(x):.6g}"
+        v = float(x)
     except (TypeError, ValueError):
         return "."
+    return f"{v:.6g}" if np.isfinite(v) else "."

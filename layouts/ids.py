@@ -60,6 +60,7 @@ DL_TSV = "download-tsv"
 DL_CSV = "download-csv"
 DL_BEDPE = "download-bedpe"
 DL_INTERACT = "download-interact"
+DL_BED = "download-bed"
 
 # runs page
 RUNS_GENE = "runs-gene"
@@ -72,5 +73,4 @@ RUNS_TABLE = "runs-table"
 IGV_CONTAINER = "igv-container"
 IGV_INFO = "igv-info"
 
-DOWNLOAD_FORMATS = {DL_TSV: "tsv", DL_CSV: "csv", DL_BEDPE: "bedpe", DL_INTERACT: "interact"}
-EXTENSIONS = {"tsv": "tsv", "csv": "csv", "bedpe": "bedpe", "interact": "interact.bed"}
+DOWNLOAD_FORMATS = {DL_TSV: "tsv", DL_CSV: "csv", DL_BEDPE: "bedpe", DL_INTERACT: "interact", DL_BED: "bed"}

@@ -155,6 +155,7 @@ def browser_page(choices: Choices) -> html.Div:
             html.Button("CSV", id=ids.DL_CSV, n_clicks=0, className="btn btn-sm btn-outline-primary"),
             html.Button("BEDPE", id=ids.DL_BEDPE, n_clicks=0, className="btn btn-sm btn-outline-primary"),
             html.Button("UCSC interact", id=ids.DL_INTERACT, n_clicks=0, className="btn btn-sm btn-outline-primary"),
+            html.Button("BED (peaks)", id=ids.DL_BED, n_clicks=0, className="btn btn-sm btn-outline-primary"),
         ], className="table-head"),
         dag.AgGrid(
             id=ids.LINK_TABLE, rowData=[], columnDefs=LINK_COLUMNS, className="ag-theme-alpine grids-grid",

@@ -168,7 +168,11 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
     assert {f[6].split("|")[1] for f in lines} == {r["peak"] for r in rows}
     name, inter = download(page, "download-interact")
     body = [line.split("\t") for line in inter.splitlines() if not line.startswith("track")]
-    assert inter.startswith("track type=interact") and len(body) == L and all(len(f) == 18 for f in body)
+    assert name.endswith(".interact") and inter.startswith("track type=interact")
+    assert len(body) == L and all(len(f) == 18 for f in body)  # a 500 kb window: no link across chromosomes
+    name, bed = download(page, "download-bed")
+    assert name.endswith(".bed") and sorted(f.split("\t")[3].split("|")[1] for f in bed.splitlines()) == sorted(
+        r["peak"] for r in rows)
     name, svg = download(page, "export-svg")
     assert name.endswith(".svg") and "<svg" in svg[:200]
 

@@ -1,4 +1,4 @@
-"""Results store (keys, concurrency, corruption) and linkage exports (TSV/CSV/BEDPE/interact)."""
+"""Results store (keys, concurrency, corruption) and linkage exports (TSV/CSV/BEDPE/interact/BED)."""
 
 from __future__ import annotations
 
@@ -102,26 +102,58 @@ def test_linkage_table_and_all_exports_share_rows(tmp_path, small_bundle):
     csv = pd.read_csv(io.StringIO(export_text(links, "csv")))
     assert tsv["peak"].tolist() == csv["peak"].tolist() == links["peak"].tolist()
 
+    def by_position(chroms, starts) -> bool:  # `sort -k1,1 -k2,2n`, what bedToBigBed / tabix need
+        keys = list(zip(map(str, chroms), map(int, starts), strict=True))
+        return keys == sorted(keys)
+
     bedpe = pd.read_csv(io.StringIO(export_text(links, "bedpe")), sep="\t")
     assert list(bedpe.columns[:6]) == ["#chrom1", "start1", "end1", "chrom2", "start2", "end2"]
     assert (bedpe["start2"] == int(row["tss"])).all() and (bedpe["end2"] - bedpe["start2"] == 1).all()
-    assert bedpe["start1"].tolist() == links["peak_start"].tolist()
+    assert sorted(bedpe["start1"]) == sorted(links["peak_start"]) and by_position(bedpe["#chrom1"], bedpe["start1"])
+    assert dict(zip(bedpe["start1"], bedpe["rank"], strict=True)) == dict(zip(links["peak_start"], links["rank"], strict=True))
+
+    bed = [ln.split("\t") for ln in export_text(links, "bed").splitlines()]
+    assert all(len(f) == 6 for f in bed) and by_position([f[0] for f in bed], [f[1] for f in bed])
+    assert sorted((f[0], int(f[1]), int(f[2])) for f in bed) == sorted(
+        zip(links["peak_chrom"], links["peak_start"], links["peak_end"], strict=True))
 
     lines = export_text(links, "interact").splitlines()
     assert lines[0].startswith("track type=interact")
     fields = [ln.split("\t") for ln in lines[1:]]
     assert all(len(f) == 18 for f in fields)  # bed5 + 13
-    for f, link in zip(fields, links.itertuples(), strict=True):
-        assert int(f[9]) == link.peak_mid and int(f[14]) == int(row["tss"])  # source = peak mid, target = TSS
-        assert 0 <= int(f[4]) <= 1000
-        if f[8] == f[13]:
+    assert by_position([f[0] for f in fields], [f[1] for f in fields])
+    for link in links.itertuples():
+        recs = [f for f in fields if f[11] == link.peak]
+        assert all(int(f[9]) == link.peak_mid and int(f[14]) == int(row["tss"]) for f in recs)  # source mid, target TSS
+        assert all(0 <= int(f[4]) <= 1000 and int(f[1]) < int(f[2]) for f in recs)
+        if link.peak_chrom == row["chrom"]:
+            (f,) = recs
             assert int(f[1]) == min(int(f[9]), int(f[14])) and int(f[2]) == max(int(f[10]), int(f[15]))
+        else:  # interact.as: one record at each end of an interchromosomal link
+            src, tgt = (recs[0][8], int(recs[0][9]), int(recs[0][10])), (recs[0][13], int(recs[0][14]), int(recs[0][15]))
+            assert sorted((f[0], int(f[1]), int(f[2])) for f in recs) == sorted([src, tgt]) and src[0] != tgt[0]
 
-    for ext in ("tsv", "csv", "bedpe", "interact"):
+    for ext in ("tsv", "csv", "bedpe", "interact", "bed"):
         p = write_export(links, tmp_path / f"links.{ext}")
         assert p.read_text() == export_text(links, ext)
     with pytest.raises(SettingsError, match="Cannot tell the export format"):
         format_from_path("links.xlsx")
+
+
+def test_exports_mark_missing_effects_and_keep_names_in_one_column(small_bundle):
+    """An unknown effect is '.' in BEDPE and grey with score 0 in interact; whitespace in a name (a user's
+    cell-type label) cannot split a column for whitespace-splitting readers (IGV, bedToBigBed without -tab)."""
+    links = linkage_table(small_bundle, make_result(small_bundle, cell_type="L2/3 IT"))
+    links.loc[1, "drop_one"] = np.nan
+    bedpe = [ln.split() for ln in export_text(links, "bedpe").splitlines()[1:]]
+    assert all(len(f) == 13 for f in bedpe) and {f[10] for f in bedpe} == {"L2/3_IT"}
+    assert [f[7] for f in bedpe if f[6].endswith(links.loc[1, "peak"])] == ["."]
+    inter = [ln.split() for ln in export_text(links, "interact").splitlines()[1:]]
+    assert all(len(f) == 18 for f in inter) and {f[6] for f in inter} == {"L2/3_IT"}
+    (missing,) = [f for f in inter if f[11] == links.loc[1, "peak"]]
+    assert missing[4:6] == ["0", "0"] and missing[7] == "#999999"
+    assert max(int(f[4]) for f in inter) == 1000  # the largest known effect still scales to 1000
+    assert export_text(links.iloc[:0], "interact").startswith("track type=interact")  # never a 0-byte track
 
 
 def test_request_types_are_canonical_so_keys_are_stable():
