@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from grids_core.errors import BundleError, UnknownNameError, suggest
+from grids_core.fileio import publish_mode
 from grids_core.genome import natural_chrom_key
 
 SCHEMA_VERSION = 1
@@ -202,9 +203,7 @@ def pseudobulk(atac: sp.csr_matrix, cell_types: pd.Series) -> tuple[list[str], n
 # ---- save ---------------------------------------------------------------------------------------
 def save(bundle: Bundle, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Validate then write ``bundle`` atomically to directory ``out``; returns the path."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise BundleError(f"{out} already exists. Pass --force / overwrite=True to replace it, or pick another path.")
+    out = check_output_dir(out, overwrite)
     validate(bundle)
     if bundle.coverage is None:
         bundle.coverage_types, bundle.coverage = pseudobulk(bundle.atac, bundle.cells["cell_type"])
@@ -238,6 +237,7 @@ def save(bundle: Bundle, out: str | os.PathLike, *, overwrite: bool = False) -> 
             name: _sha256(tmp / fname) for name, fname in FILES.items() if (tmp / fname).exists()
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        publish_mode(tmp, directory=True)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -279,18 +279,44 @@ def _sha256(path: Path) -> str:
 
 
 # ---- load ---------------------------------------------------------------------------------------
-def load(path: str | os.PathLike, *, verify_checksums: bool = True) -> Bundle:
-    """Read and validate the bundle in directory ``path``."""
+def check_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Fail early (before any work) when a bundle cannot be written at ``out``."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise BundleError(f"{out} already exists. Pass --force / overwrite=True to replace it, or pick another path.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=out.parent))
+    except OSError as exc:
+        raise BundleError(f"Cannot write a bundle in {out.parent}: {exc.strerror or exc}. Pick another --out.") from exc
+    return out
+
+
+def require_bundle_dir(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it is a bundle directory (has a manifest); a clear error otherwise."""
     path = Path(path)
-    mpath = path / "manifest.json"
     if not path.is_dir():
         raise BundleError(f"No bundle at {path}: the directory does not exist. Create one with `grids simulate --out {path}` or `grids prepare`.")
-    if not mpath.exists():
-        raise BundleError(f"{mpath} is missing: {path} is not a GRIDS bundle (or it was half-copied). Re-create it with `grids simulate` / `grids prepare`.")
+    if not (path / "manifest.json").exists():
+        raise BundleError(f"{path / 'manifest.json'} is missing: {path} is not a GRIDS bundle (or it was half-copied). Re-create it with `grids simulate` / `grids prepare`.")
+    return path
+
+
+def load(path: str | os.PathLike, *, verify_checksums: bool = True) -> Bundle:
+    """Read and validate the bundle in directory ``path``."""
+    path = require_bundle_dir(path)
+    mpath = path / "manifest.json"
     try:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{mpath} is not valid JSON ({exc}). The bundle is corrupt; re-create it.") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("checksums", {}), dict):
+        raise BundleError(f"{mpath} is not a bundle manifest (a JSON object with a 'checksums' object). "
+                          "The bundle is corrupt; re-create it.")
+    unknown = sorted(set(manifest.get("checksums", {})) - set(FILES))
+    if unknown:
+        raise BundleError(f"{mpath} lists checksums of unknown files {unknown}: the manifest was edited or comes "
+                          "from another tool. Re-create the bundle.")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise BundleError(
             f"{mpath}: schema_version {manifest.get('schema_version')!r}, this version reads {SCHEMA_VERSION}. "

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from grids_core.errors import GridsError, SettingsError
+from grids_core.errors import GridsError, SettingsError, UnknownNameError
 from grids_core.settings import DEFAULT_HOME, Settings
 
 DEFAULT_BUNDLE = DEFAULT_HOME / "default"
@@ -37,9 +38,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from grids_core import bundle as bundle_io
     from grids_core.simulate import simulate
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise GridsError(f"{out} already exists. Use --force to replace it (its models and results go with it).")
+    out = bundle_io.check_output_dir(args.out, args.force)
     update, close = _progress_bar("simulate")
     try:
         b, _ = simulate(n_cells=args.cells, n_peaks=args.peaks, seed=args.seed, progress=update,
@@ -112,11 +111,13 @@ def _request(args: argparse.Namespace):
 
     value, sign = {"close-lower": (0.0, 1.0), "close-raise": (0.0, -1.0), "open-raise": (1.0, -1.0),
                    "open-lower": (1.0, 1.0)}[args.direction]
-    return ExplainRequest(
+    req = ExplainRequest(
         gene=args.gene, cell_type=args.cell_type, method=args.method, L=args.L, k=args.k, value=value, sign=sign,
         beta=args.beta, seed=args.seed, window=args.window, init=args.init, faithful=args.faithful,
         max_sweeps=args.max_sweeps, precision=args.precision,
     )
+    req.validate()  # before any progress bar or loading
+    return req
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -124,6 +125,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     req = _request(args)
+    _check_exports(args.export)
     update, close = _progress_bar(f"{args.method} {args.gene}/{args.cell_type}")
     try:
         result, stored = run_explanation(settings, req, progress=update, force=args.force)
@@ -134,6 +136,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.export:
         _export(ctx.bundle, result, args.export)
     return 0
+
+
+def _check_exports(paths: list[str]) -> None:
+    from grids_core.links import check_export_path
+
+    for p in paths:
+        check_export_path(p)
 
 
 def _export(bundle, result, paths: list[str]) -> None:
@@ -159,6 +168,9 @@ def _print_result(bundle, result, stored: bool) -> None:
     print(f"objective J: {result.baseline_objective:.4g} -> {result.objective:.4g}  "
           f"held-out ({h.get('n_cells')} test cells): delta {h.get('delta', float('nan')):.4g} "
           f"({100 * h.get('relative', float('nan')):.1f}%)  surrogate r = {result.gene_r:.2f}")
+    if not h.get("n_cells"):
+        print(f"NOTE: {result.cell_type} has no held-out test cells in this bundle, so the held-out effect is "
+              "unavailable; the subset was learned on its training cells.")
     if result.truth:
         t = result.truth
         print(f"planted truth: {t['hits']}/{t['n_planted']} recovered (recall {t['recall']:.2f}, precision "
@@ -166,28 +178,51 @@ def _print_result(bundle, result, stored: bool) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from grids_core.jobs import load_context
+    from grids_core import bundle as bundle_io
+    from grids_core.store import ResultStore
 
-    ctx = load_context(_settings(args))
-    result = ctx.store.require(args.run)
-    _print_result(ctx.bundle, result, True)
+    settings = _settings(args)
+    _check_exports(args.export)
+    bundle = bundle_io.load(settings.bundle_dir)  # a stored run needs the bundle, not the model
+    result = ResultStore(settings.store_path).require(args.run)
+    if args.json:  # machine-readable: JSON only, missing numbers as null
+        print(json.dumps(_json_safe(json.loads(result.to_json())), indent=1))
+    else:
+        _print_result(bundle, result, True)
     if args.export:
-        _export(ctx.bundle, result, args.export)
-    if args.json:
-        print(result.to_json())
+        _export(bundle, result, args.export)
     return 0
 
 
+def _json_safe(x):
+    """NaN/inf -> None, recursively (strict JSON for jq and friends)."""
+    if isinstance(x, float):
+        return x if x == x and abs(x) != float("inf") else None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
+    from grids_core import bundle as bundle_io
     from grids_core.store import ResultStore
 
-    rows = ResultStore(_settings(args).store_path).list(args.gene, args.cell_type, args.method)
+    settings = _settings(args)
+    bundle_io.require_bundle_dir(settings.bundle_dir)
+    rows = ResultStore(settings.store_path).list(args.gene, args.cell_type, args.method)
     if not rows:
         print("no stored runs")
         return 0
     import pandas as pd
 
-    print(pd.DataFrame(rows).drop(columns=["model_id"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    from grids_core.train import model_file_id
+
+    current = model_file_id(settings.model_path)
+    df = pd.DataFrame(rows)
+    df["model"] = ["current" if m == current else f"other ({m})" for m in df["model_id"]]
+    print(df.drop(columns=["model_id", "family"], errors="ignore").to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 
@@ -218,6 +253,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = list(methods()) if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
     if "grids" not in names:
         names.insert(0, "grids")
+    unknown = [n for n in names if n not in methods()]
+    if unknown:  # before any method runs
+        raise UnknownNameError(f"Unknown method(s) {', '.join(unknown)}; available: {', '.join(methods())}.")
     rows, results = [], {}
     for name in names:
         req = _request(argparse.Namespace(**{**vars(args), "method": name}))
@@ -244,11 +282,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_stability(args: argparse.Namespace) -> int:
     from grids_core.jobs import load_context
-    from grids_core.links import format_from_path, write_export
+    from grids_core.links import check_export_path, write_export
     from grids_core.stability import parse_seeds, seed_stability
 
     seeds = parse_seeds(args.seeds)
-    if args.table and format_from_path(args.table) not in ("tsv", "csv"):
+    if args.table and check_export_path(args.table) not in ("tsv", "csv"):
         raise SettingsError(f"--table writes a table: end {args.table} in .tsv or .csv.")
     settings = _settings(args)
     update, close = _progress_bar(f"{args.method} {args.gene}/{args.cell_type} x {len(seeds)} seeds")
@@ -504,6 +542,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `grids runs | head`: the reader left; stay quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # e.g. an output directory the user cannot write
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

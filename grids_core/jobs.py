@@ -62,6 +62,7 @@ def run_explanation(
     force: bool = False,
 ) -> tuple[ExplanationResult, bool]:
     """Return (result, was_stored): a stored result at once, else compute, store and return it."""
+    req.validate()
     ctx = load_context(settings)
     req.gene = ctx.bundle.genes["name"].iloc[ctx.bundle.gene_index(req.gene)]
     ctx.bundle.check_cell_type(req.cell_type)

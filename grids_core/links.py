@@ -12,6 +12,7 @@ import pandas as pd
 
 from grids_core.bundle import Bundle
 from grids_core.errors import SettingsError
+from grids_core.fileio import publish_mode
 from grids_core.results import ExplanationResult
 
 COLUMNS = [
@@ -150,15 +151,36 @@ def format_from_path(path: str | os.PathLike) -> str:
     return fmt
 
 
-def write_export(links: pd.DataFrame, path: str | os.PathLike, fmt: str | None = None) -> Path:
-    """Write an export atomically (temp file + rename)."""
+def check_export_path(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """The export format of ``path``; a clear error when it cannot be written (before any work is done)."""
     path = Path(path)
-    text = export_text(links, fmt or format_from_path(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    fmt = fmt or format_from_path(path)
+    if path.is_dir():
+        raise SettingsError(f"Cannot write {path}: it is a directory. Give a file name such as {path / ('links.' + fmt)}.")
+    parent = path.parent
+    if not parent.is_dir():
+        raise SettingsError(f"Cannot write {path}: the directory {parent} does not exist. Create it first.")
+    if not os.access(parent, os.W_OK):
+        raise SettingsError(f"Cannot write {path}: no permission to write in {parent}.")
+    return fmt
+
+
+def write_export(links: pd.DataFrame, path: str | os.PathLike, fmt: str | None = None) -> Path:
+    """Write an export atomically (temp file + rename) with the umask's permissions."""
+    path = Path(path)
+    text = export_text(links, check_export_path(path, fmt))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        publish_mode(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SettingsError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 

@@ -103,6 +103,8 @@ class ResultStore:
 
     def require(self, run_id: str) -> ExplanationResult:
         """Like get, but an unknown id (or unique prefix) raises with suggestions."""
+        if not run_id:
+            raise UnknownNameError("Give a run id (or a unique prefix of one); list them with `grids runs`.")
         res = self.get(run_id)
         if res is not None:
             return res
@@ -111,6 +113,9 @@ class ResultStore:
         matches = [i for i in ids if i.startswith(run_id)]
         if len(matches) == 1:
             return self.get(matches[0])  # type: ignore[return-value]
+        if len(matches) > 1:
+            shown = ", ".join(sorted(matches)[:5]) + (", ..." if len(matches) > 5 else "")
+            raise UnknownNameError(f"Run id prefix {run_id!r} matches {len(matches)} stored runs ({shown}): give more characters.")
         raise UnknownNameError(f"No stored run {run_id!r} in {self.path}." + suggest(run_id, ids) + " List runs with `grids runs`.")
 
     def __contains__(self, run_id: str) -> bool:
@@ -124,7 +129,7 @@ class ResultStore:
         for col, val in (("gene", gene), ("cell_type", cell_type), ("method", method), ("bundle_id", bundle_id),
                          ("family", family)):
             if val:
-                where.append(f"{col} = ?")
+                where.append(f"{col} = ? COLLATE NOCASE" if col in ("gene", "cell_type", "method") else f"{col} = ?")
                 args.append(val)
         sql = ("SELECT run_id, gene, cell_type, method, L, seed, heldout_delta, recall, runtime_s, created, model_id, "
                "family FROM runs")

@@ -35,6 +35,7 @@ from grids_core.bundle import Bundle
 from grids_core.cis_fit import CisData, fit_cis_hubs
 from grids_core.determinism import deterministic
 from grids_core.errors import CancelledError, ModelError, SettingsError
+from grids_core.fileio import publish_mode
 from grids_core.surrogate import (
     CisHubs,
     Surrogate,
@@ -465,6 +466,7 @@ def save_model(tm: TrainedModel, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        publish_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -504,6 +506,12 @@ def load_model(path: str | os.PathLike, bundle: Bundle | None = None, device: st
 
 def _file_id(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def model_file_id(path: str | os.PathLike) -> str | None:
+    """The model id a checkpoint file gets when loaded (None when there is no file)."""
+    path = Path(path)
+    return _file_id(path) if path.is_file() else None
 
 
 def default_model_path(bundle_dir: str | os.PathLike) -> Path:

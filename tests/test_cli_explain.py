@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import stat
 
 import pandas as pd
 import pytest
@@ -67,6 +70,11 @@ def test_bf16_ranking_keeps_the_subset_and_its_own_run_key(small_bundle_dir, one
         (["--gene", "GAD1", "--cell-type", "VIP", "--method", "magic"], "Unknown method"),
         (["--gene", "GAD1", "--cell-type", "VIP", "--precision", "bf16", "--faithful"], "Drop --faithful or --precision"),
         (["--gene", "GAD1", "--cell-type", "VIP", "--device", "gpu"], "use 'cpu', 'cuda' or 'cuda:N'"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--seed", "-1"], "seed must be an integer from 0"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--seed", str(2**64)], "seed must be an integer from 0"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--beta", "nan"], "beta must be a number from 0 to 100"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--beta", "inf"], "beta must be a number from 0 to 100"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--export", "links.xlsx"], "Cannot tell the export format"),
     ],
 )
 def test_bad_inputs_give_clear_errors(small_bundle_dir, capsys, extra, message):
@@ -100,6 +108,53 @@ def test_too_few_cells_and_model_mismatch(small_bundle_dir, small_sim, tmp_path,
     assert main(["explain", "--bundle", str(out), "--gene", "CLDN5", "--cell-type", "Endo"]) == 2
     err = capsys.readouterr().err
     assert re.search(r"Endo has only [0-5] training cells \(need >= 10\)", err), err
+
+
+def test_outputs_and_stored_runs_fail_cleanly(small_bundle_dir, tmp_path, capsys):
+    """Unwritable outputs are refused before any work; reading runs needs neither the model nor a new file."""
+    from grids_core.store import ResultStore
+
+    bdir = str(small_bundle_dir)
+    n_runs = len(ResultStore(small_bundle_dir / "results.sqlite").list())
+    explain = ["explain", "--bundle", bdir, "--gene", "GAD2", "--cell-type", "SST", "-L", "4", "--seed", "11"]
+    assert main([*explain, "--export", str(tmp_path / "missing" / "x.tsv")]) == 2
+    assert "does not exist. Create it first" in capsys.readouterr().err and not (tmp_path / "missing").exists()
+    (tmp_path / "d.tsv").mkdir()
+    assert main([*explain, "--export", str(tmp_path / "d.tsv")]) == 2
+    assert "it is a directory" in capsys.readouterr().err
+    assert main(["compare", "--bundle", bdir, "--gene", "GAD2", "--cell-type", "SST", "--methods", "random,gird"]) == 2
+    assert "Unknown method(s) gird" in capsys.readouterr().err
+    assert len(ResultStore(small_bundle_dir / "results.sqlite").list()) == n_runs  # nothing ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.tsv"]  # and no temp file was left behind
+
+    old = os.umask(0o022)
+    try:
+        assert main([*explain, "--export", str(tmp_path / "x.tsv")]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.tsv").stat().st_mode) == 0o644  # not mkstemp's 0600
+    capsys.readouterr()
+
+    # a copy of the bundle without its model still shows, lists and exports stored runs
+    nomodel = tmp_path / "nomodel"
+    shutil.copytree(small_bundle_dir, nomodel, ignore=shutil.ignore_patterns("models"))
+    assert main(["runs", "--bundle", str(nomodel), "--gene", "gad2", "--cell-type", "sst"]) == 0
+    listed = capsys.readouterr().out
+    assert "GAD2" in listed and "SST" in listed
+    run_id = ResultStore(nomodel / "results.sqlite").list(gene="GAD2")[0]["run_id"]
+    assert main(["show", "--bundle", str(nomodel), run_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert shown["run_id"] == run_id
+    assert main(["show", "--bundle", str(nomodel), ""]) == 2
+    assert "Give a run id" in capsys.readouterr().err
+    assert main(["runs", "--bundle", str(tmp_path / "nope")]) == 2
+    assert "No bundle at" in capsys.readouterr().err and not (tmp_path / "nope").exists()
+    (nomodel / "manifest.json").write_text("[]")
+    assert main(["info", "--bundle", str(nomodel)]) == 2
+    assert "not a bundle manifest" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["simulate", "--out", str(tmp_path / "afile" / "b"), "--cells", "200", "--peaks", "1000"]) == 2
+    assert "Cannot write a bundle in" in capsys.readouterr().err
 
 
 def test_missing_bundle_is_explained(tmp_path, capsys):

@@ -484,3 +484,16 @@ def test_existing_bundle_is_kept_without_force(files, tmp_path):
         _prep(files, tmp_path, out=out, overwrite=True, markers="NOPE")
     assert bundle_io.load(out).manifest["provenance"]["atac"] == "real"
     shutil.rmtree(out)
+
+
+def test_genes_from_another_build_are_refused(files, tiny, tmp_path):
+    """hg19-like coordinates declared as hg38, and a matrix counted on another build than its GTF."""
+    shift = 857_000  # about GAD1's hg19 -> hg38 move
+    moved = dataclasses.replace(
+        tiny, genes=tiny.genes.assign(start=tiny.genes["start"] + shift, end=tiny.genes["end"] + shift),
+        peaks=tiny.peaks.assign(start=tiny.peaks["start"] + shift, end=tiny.peaks["end"] + shift))
+    h5, gtf = write_tenx(tmp_path / "moved.h5", moved), write_gtf(tmp_path / "moved.gtf.gz", moved)
+    _bad(files, tmp_path, "[genome build]", "GENCODE v44 (hg38)", "different genome builds", "liftOver",
+         tenx_h5=h5, gtf=gtf)
+    _bad(files, tmp_path, "[gene intervals vs GTF]", "placed differently", "genes.gtf.gz of its Cell Ranger ARC",
+         tenx_h5=h5)

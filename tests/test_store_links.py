@@ -49,6 +49,11 @@ def test_store_round_trip_list_and_prefix(tmp_path, small_bundle):
     assert store.list(gene="MOG") == []
     with pytest.raises(UnknownNameError, match="grids runs"):
         store.require("zzz")
+    assert [row["run_id"] for row in store.list(gene="gad1", cell_type="vip")] == ["abcdef0123"]  # as explain reads names
+    store.put(make_result(small_bundle, run_id="abcdff4567"))
+    with pytest.raises(UnknownNameError, match=r"'abcd' matches 2 stored runs \(abcdef0123, abcdff4567\)"):
+        store.require("abcd")
+    assert store.require("abcdf").run_id == "abcdff4567"
     assert sqlite3.connect(tmp_path / "results.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -22,6 +22,8 @@ from grids_core.results import ExplanationResult, run_key
 from grids_core.train import TrainedModel
 
 MIN_CELLS = 10
+BETA_MAX = 100.0  # the specificity weight; larger values only drown J in the other types' term
+SEED_MAX = 2**63 - 1  # seeds are stored as SQLite integers
 MAX_OTHER_CELLS = 512
 
 
@@ -69,8 +71,10 @@ class ExplainRequest:
             raise SettingsError(f"sign must be +1 (lower expression) or -1 (raise it), got {self.sign}.")
         if self.L < 1 or self.k < 1:
             raise SettingsError(f"L and k must be at least 1 (got L={self.L}, k={self.k}).")
-        if self.beta < 0:
-            raise SettingsError(f"beta must be >= 0, got {self.beta}.")
+        if not 0.0 <= self.beta <= BETA_MAX:  # also refuses nan and inf
+            raise SettingsError(f"beta must be a number from 0 to {BETA_MAX:g} (the paper uses 0.1), got {self.beta}.")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise SettingsError(f"seed must be an integer from 0 to {SEED_MAX} (2**63 - 1), got {self.seed}.")
         check_precision(self.precision, self.faithful)
         if self.window is not None and self.window <= 0:
             raise SettingsError(f"window must be a positive number of bp, got {self.window}.")

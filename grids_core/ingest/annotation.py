@@ -91,9 +91,48 @@ def annotate(
         out["tss"] = np.where(out["strand"] == "+", out["start"], out["end"] - 1)
         exons = pd.DataFrame(columns=["chrom", "start", "end", "gene_name", "transcript_id", "exon_number", "gene_id"])
         source = f"{rna.path} feature intervals" + ("" if strand_known else " (no strand: TSS taken as the interval start)")
+    if gtf is not None and "chrom" in var and var["chrom"].notna().any():
+        feats = var[["chrom", "start", "end"]].assign(chrom=rename_chroms(var["chrom"].astype(str), spec.chrom_prefix))
+        _check_same_place(out, feats, rna.path, "gene intervals vs GTF",
+                          f"the GTF {gtf_path} and the gene intervals in {rna.path}",
+                          "pass the GTF the matrix was counted with (the genes.gtf.gz of its Cell Ranger ARC reference).")
+    if spec.build == "hg38":
+        from grids_core import reference
+
+        ref = reference.genes().drop_duplicates("gene_name").set_index("gene_name")
+        known = out["name"].isin(ref.index)
+        shipped = ref.reindex(out.loc[known, "name"])[["chrom", "start", "end"]].set_axis(out.index[known])
+        _check_same_place(out[known], shipped, gtf_path if gtf is not None else rna.path, "genome build",
+                          "these gene coordinates and GENCODE v44 (hg38)",
+                          "lift the coordinates over to hg38 (UCSC liftOver, CrossMap) or declare their build with "
+                          "--genome and --chrom-sizes.")
     out["eligible"] = out["chrom"].notna() & (out["name"] != "")
     out["name"] = _unique(out["name"].astype(str))
     return Annotation(out, exons, source, strand_known)
+
+
+MIN_SHARED_GENES = 5  # genes placed by both sources before their positions are compared
+
+
+def _check_same_place(a: pd.DataFrame, b: pd.DataFrame, path: PathLike | None, field_: str, sources: str,
+                      fix: str) -> None:
+    """Raise when most genes placed by both ``a`` and ``b`` (same index) do not overlap: another build."""
+    both = a["chrom"].notna() & b["chrom"].reindex(a.index).notna()
+    if both.sum() < MIN_SHARED_GENES:
+        return
+    x, y = a[both], b.reindex(a.index)[both]
+    same = (x["chrom"].astype(str) == y["chrom"].astype(str)) & (x["start"].astype(float) < y["end"].astype(float)) \
+        & (y["start"].astype(float) < x["end"].astype(float))
+    if same.mean() >= 0.5:
+        return
+    i = same.index[~same][0]
+    raise input_error(
+        path, field_,
+        f"{int((~same).sum())} of {int(both.sum())} genes are placed differently by {sources} (e.g. "
+        f"{a.loc[i, 'name'] if 'name' in a else i}: {x.loc[i, 'chrom']}:{int(x.loc[i, 'start'])}-{int(x.loc[i, 'end'])} "
+        f"vs {y.loc[i, 'chrom']}:{int(y.loc[i, 'start'])}-{int(y.loc[i, 'end'])}): they come from different genome builds.",
+        fix,
+    )
 
 
 def parse_markers(markers) -> list[tuple[str | None, str]]:
@@ -133,7 +172,7 @@ def resolve_markers(
                               "locus is unknown.", "pass a GTF that contains it (--gtf) or remove it from --markers.")
         if ct is not None and cell_types is not None and ct not in cell_types:
             raise input_error(rna.path, "marker cell type", f"marker {ct}:{gene} names cell type {ct!r}, which is not "
-                              f"in the bundle (kept: {sorted(cell_types)}).{suggest(ct, sorted(cell_types))}",
+                              f"in the bundle (kept: {', '.join(sorted(map(str, cell_types)))}).{suggest(ct, sorted(cell_types))}",
                               "use a label from the labels table, or --drop-small-types / --min-cells if it was dropped.")
         out.append((ct, idx))
     return out

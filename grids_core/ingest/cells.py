@@ -26,7 +26,7 @@ def _hint(sets: dict[str, np.ndarray]) -> str:
             core = len(np.intersect1d(ca.to_numpy(), cb.to_numpy()))
             if core > 2 * raw and core > 0:
                 return (f" The {a} and {b} barcodes share {core} cores once prefixes/suffixes are ignored "
-                        f"(e.g. {sets[a][0]!r} vs {sets[b][0]!r}): make them identical, e.g. strip or add the "
+                        f"(e.g. {str(sets[a][0])!r} vs {str(sets[b][0])!r}): make them identical, e.g. strip or add the "
                         "sample prefix / '-1' suffix in the labels table.")
     return ""
 

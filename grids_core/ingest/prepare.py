@@ -19,7 +19,6 @@ import pandas as pd
 
 from grids_core import bundle as bundle_io
 from grids_core.bundle import Bundle, stratified_split
-from grids_core.errors import BundleError
 from grids_core.genome import sort_intervals
 from grids_core.ingest import cells as cellsel
 from grids_core.ingest import qc
@@ -101,8 +100,8 @@ def prepare(
     if kwargs:
         raise TypeError(f"prepare() got unexpected arguments {sorted(kwargs)}")
     say = progress or (lambda f, m: None)
-    if out is not None and Path(out).exists() and not overwrite:
-        raise BundleError(f"{out} already exists. Pass --force / overwrite=True to replace it, or pick another path.")
+    if out is not None:
+        bundle_io.check_output_dir(out, overwrite)
     _check_options(inputs, options)
     spec = genome_spec(options.genome, inputs.chrom_sizes, options.chrom_prefix)
     markers = parse_markers(options.markers)

@@ -1,0 +1,24 @@
+"""Atomic writes whose results get the permissions a plain ``open``/``mkdir`` would (the umask's)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def umask() -> int:
+    """The process umask, read without changing it where Linux exposes it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a file from ``mkstemp`` (0600) or a directory from ``mkdtemp`` (0700) the umask's mode."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
