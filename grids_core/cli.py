@@ -168,6 +168,9 @@ def _print_result(bundle, result, stored: bool) -> None:
     print(f"objective J: {result.baseline_objective:.4g} -> {result.objective:.4g}  "
           f"held-out ({h.get('n_cells')} test cells): delta {h.get('delta', float('nan')):.4g} "
           f"({100 * h.get('relative', float('nan')):.1f}%)  surrogate r = {result.gene_r:.2f}")
+    if len(set(result.subset)) < len(result.subset):
+        print(f"NOTE: {len(set(result.subset))} distinct peaks of L = {len(result.subset)}: the reference behaviour "
+              "(--faithful) lets a peak fill two rows.")
     if not h.get("n_cells"):
         print(f"NOTE: {result.cell_type} has no held-out test cells in this bundle, so the held-out effect is "
               "unavailable; the subset was learned on its training cells.")

@@ -251,3 +251,19 @@ def test_a_device_this_machine_lacks_is_a_clear_error(small_bundle_dir, capsys, 
         pick_device("cuda:5")
     with pytest.raises(SettingsError, match="not supported"):
         pick_device("meta")
+
+
+def test_show_flags_a_reference_subset_with_a_duplicate(small_bundle_dir, small_bundle, tmp_path, capsys):
+    """--faithful (the reference) may fill two rows with one peak; the printed result says so."""
+    from grids_core.results import ExplanationResult
+    from grids_core.store import ResultStore
+
+    copy = tmp_path / "b"
+    shutil.copytree(small_bundle_dir, copy, ignore=shutil.ignore_patterns("models", "results.sqlite*"))
+    subset = [10, 11, 11]
+    ResultStore(copy / "results.sqlite").put(ExplanationResult(
+        run_id="dup0000000000000", bundle_id=small_bundle.bundle_id, model_id="m", gene="GAD1", cell_type="VIP",
+        method="grids", settings={"L": 3, "seed": 0, "faithful": True}, subset=subset,
+        peak_names=small_bundle.peaks["name"].iloc[subset].tolist(), drop_one=[0.2, 0.0, 0.0]))
+    assert main(["show", "--bundle", str(copy), "dup0"]) == 0
+    assert "2 distinct peaks of L = 3" in capsys.readouterr().out
