@@ -3,11 +3,12 @@ pairwise Jaccard of the L-subsets found with different seeds, and how many peaks
 
 GRIDS is run as the engine's default (gradient initialisation), from a random start (``grids:random``,
 the reference's initialisation with GRIDS's monotone search) and as the reference (``grids:faithful``).
-Methods without randomness (saliency, integrated gradients, ablation, correlation) give the same subset
-for every seed and are left out unless asked for. Each run goes through ``explain_gene`` (nothing stored).
+Methods without randomness (saliency, integrated gradients, ablation, correlation, and FIMAP, whose mask
+starts from a constant) give the same subset for every seed and are left out unless asked for. Each run
+goes through ``explain_gene`` (nothing stored).
 
     nice .venv/bin/python benchmarks/stability.py [--bundle .grids/default] [-L 10] [--seeds 0,1,2]
-        [--methods grids,grids:random,grids:faithful,smoothgrad,lime,fimap,cxplain,random] [--pairs 16]
+        [--methods grids,grids:random,grids:faithful,smoothgrad,lime,sage,cxplain,random] [--pairs 16]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from grids_core.reference import MARKER_PAIRS
 from grids_core.stability import jaccard_matrix, mean_pairwise, parse_seeds
 from grids_core.train import default_model_path, load_model
 
-DEFAULT_METHODS = "grids,grids:random,grids:faithful,smoothgrad,lime,fimap,cxplain,random"
+DEFAULT_METHODS = "grids,grids:random,grids:faithful,smoothgrad,lime,sage,cxplain,random"
 
 
 def request(method: str, gene: str, cell_type: str, L: int, seed: int) -> ExplainRequest:
