@@ -225,7 +225,7 @@ def igv_tracks(app: Dash, state: AppState, gene: str | None, cell: str | None, r
                        "color": "#b2182b", "thickness": 2})
     tracks.append({"name": "Peaks", "type": "annotation", "format": "bed", "url": url(f"{PREFIX}/peaks.bed"),
                    "displayMode": "COLLAPSED", "height": 30, "color": "#8a94a6"})
-    if b.truth is not None and gene and cell:
+    if b.truth is not None and gene and cell and ((b.truth["gene"] == gene) & (b.truth["cell_type"] == cell)).any():
         tracks.append({"name": f"Planted {gene} {cell} (simulated)", "type": "annotation", "format": "bed",
                        "url": url(f"{PREFIX}/truth/{gene}/{cell}.bed"), "height": 30})
     if b.coverage is not None:

@@ -30,6 +30,8 @@ POLL_S = 0.3
 
 
 def _int(value, name: str, lo: int = 0) -> int:
+    if value in (None, ""):
+        raise SettingsError(f"{name} is empty: enter a whole number ≥ {lo}.")
     try:
         out = int(value)
     except (TypeError, ValueError):

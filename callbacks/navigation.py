@@ -94,7 +94,8 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
             problem = _unknown_names(state, decode_query(search))
             if problem:  # a hand-edited or stale bookmark: say what was wrong, show the default view
                 return (*_from_url(state, "", None, None, method, L, seed, defaults, n_form, None), alert(problem))
-            return (*_from_url(state, search, gene, cell, method, L, seed, defaults, n_form, job), no_update)
+            view = _from_url(state, search, gene, cell, method, L, seed, defaults, n_form, job)
+            return (*view, _missing_run(state, decode_query(search), view[-2]))
         try:
             if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L):
                 run = state.find_run(gene, cell, method, _int_or(L, None), _int_or(seed, None))
@@ -123,6 +124,20 @@ def _unknown_names(state: AppState, q: dict[str, str]) -> str | None:
     if q.get("method") and q["method"] not in methods:
         return f"Unknown method {q['method']!r} in the link; available: {', '.join(methods)}."
     return None
+
+
+def _missing_run(state: AppState, q: dict[str, str], shown: str | None):
+    """An alert when the link names a run this bundle's store does not hold (else no_update)."""
+    wanted = q.get("run")
+    if not wanted or wanted == shown:
+        return no_update
+    try:
+        if state.result(wanted) is not None:
+            return no_update
+    except GridsError:
+        pass
+    instead = f"showing the newest stored run of the view ({shown})" if shown else "no run is shown"
+    return alert(f"Run {wanted} from the link is not stored for this bundle; {instead}.", color="warning")
 
 
 def _form_of(settings: dict, gene: str, cell: str, method: str) -> list:

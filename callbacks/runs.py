@@ -12,10 +12,13 @@ from layouts import ids
 
 
 def run_rows(state: AppState, gene=None, cell=None, method=None) -> list[dict]:
-    """Summaries of stored runs of this bundle's model, newest first."""
+    """Summaries of stored runs, newest first; ``model`` says whether the current surrogate made each one
+    (runs of an earlier model of the bundle stay listed, marked, instead of looking like this model's)."""
     c = state.ctx()
     rows = c.store.list(gene=gene or None, cell_type=cell or None, method=method or None)
-    return [{**r, "open": "open →"} for r in rows]
+    current = c.model.model_id
+    return [{**r, "model": "current" if r["model_id"] == current else f"earlier ({r['model_id'][:8]})",
+             "open": "open →"} for r in rows]
 
 
 def register(app: Dash, state: AppState) -> None:

@@ -103,6 +103,11 @@ def run_summary(result, stored: bool | None = None) -> html.Div:
     return html.Div(bits, className="run-summary")
 
 
+LOCALITY_SHARES = {"overlaps_gene": "overlap the gene body", "within_10mb": "within 10 Mb of the TSS",
+                   "same_chromosome": "on the gene's chromosome", "inside_tad": "inside the gene's TAD"}
+LOCALITY_BP = {"closest_distance": "distance of the closest peak to the TSS", "median_distance": "median distance to the TSS"}
+
+
 def heldout_card(result) -> html.Div:
     """Held-out effect, locality and (simulated bundles) recovery of the planted enhancers."""
     h = result.heldout or {}
@@ -116,8 +121,10 @@ def heldout_card(result) -> html.Div:
         ("surrogate r (gene)", fmt_num(result.gene_r, ".2f") + ("" if result.predictable else "  ⚠ not predictable")),
     ]
     for key, val in (result.locality or {}).items():
-        if isinstance(val, int | float | str) and not isinstance(val, bool):
-            rows.append((f"locality: {key}", fmt_num(val, ".3g") if isinstance(val, float) else str(val)))
+        if key in LOCALITY_SHARES and isinstance(val, int | float):
+            rows.append((f"{LOCALITY_SHARES[key]} (% of peaks)", f"{100 * val:.0f} %"))
+        elif key in LOCALITY_BP and isinstance(val, int | float):
+            rows.append((LOCALITY_BP[key], f"{val:,.0f} bp"))
     table = [html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in rows]
     children = [html.H6("Held-out effect"), html.Table(table, className="kv")]
     t = result.truth
@@ -196,18 +203,20 @@ LINK_COLUMNS = [
 ]
 
 RUN_COLUMNS = [
-    {"field": "created", "headerName": "created", "sort": "desc", "minWidth": 190},
-    {"field": "gene", "headerName": "gene"},
-    {"field": "cell_type", "headerName": "cell type"},
-    {"field": "method", "headerName": "method"},
-    {"field": "L", "headerName": "L", "filter": "agNumberColumnFilter", "width": 70},
-    {"field": "seed", "headerName": "seed", "filter": "agNumberColumnFilter", "width": 80},
-    {"field": "heldout_delta", "headerName": "held-out Δ", "filter": "agNumberColumnFilter",
+    {"field": "created", "headerName": "created", "sort": "desc", "minWidth": 205},
+    {"field": "gene", "headerName": "gene", "minWidth": 90},
+    {"field": "cell_type", "headerName": "cell type", "minWidth": 115},
+    {"field": "method", "headerName": "method", "minWidth": 110},
+    {"field": "L", "headerName": "L", "filter": "agNumberColumnFilter", "minWidth": 70},
+    {"field": "seed", "headerName": "seed", "filter": "agNumberColumnFilter", "minWidth": 95},
+    {"field": "heldout_delta", "headerName": "held-out Δ", "minWidth": 120, "filter": "agNumberColumnFilter",
      "valueFormatter": {"function": "params.value == null ? '' : d3.format('+.4g')(params.value)"}},
-    {"field": "recall", "headerName": "recall (sim.)", "filter": "agNumberColumnFilter",
+    {"field": "recall", "headerName": "recall (sim.)", "minWidth": 130, "filter": "agNumberColumnFilter",
      "valueFormatter": {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}},
-    {"field": "runtime_s", "headerName": "runtime (s)", "filter": "agNumberColumnFilter",
+    {"field": "runtime_s", "headerName": "runtime (s)", "minWidth": 120, "filter": "agNumberColumnFilter",
      "valueFormatter": {"function": "params.value == null ? '' : d3.format('.1f')(params.value)"}},
-    {"field": "run_id", "headerName": "run id", "minWidth": 150},
-    {"field": "open", "headerName": "", "width": 80, "cellStyle": {"color": "#1f5fa8", "cursor": "pointer"}},
+    {"field": "run_id", "headerName": "run id", "minWidth": 165},
+    {"field": "model", "headerName": "surrogate", "minWidth": 150,
+     "cellStyle": {"function": "params.value === 'current' ? {} : {'color': '#a15c00'}"}},
+    {"field": "open", "headerName": "", "minWidth": 90, "cellStyle": {"color": "#1f5fa8", "cursor": "pointer"}},
 ]

@@ -83,6 +83,8 @@ def _field(label: str, control, hint: str | None = None) -> html.Div:
 
 def controls(choices: Choices) -> html.Aside:
     """Left column: what to explain and how; Run / Cancel with the progress bar."""
+    # no min/max/step limits: a value outside them would reach the server as None (silently the default);
+    # request_from_form checks every field and says what is wrong
     num = {"type": "number", "className": "num-input", "debounce": True}
     return html.Aside([
         html.H5("Explain"),
@@ -93,18 +95,18 @@ def controls(choices: Choices) -> html.Aside:
                                          clearable=False, placeholder="cell type")),
         _field("Method", dcc.Dropdown(id=ids.METHOD, options=choices.methods, value="grids", clearable=False)),
         html.Div([
-            _field("L (subset size)", dcc.Input(id=ids.L, value=10, min=1, max=200, step=1, **num)),
-            _field("k (candidates)", dcc.Input(id=ids.K, value=32, min=1, max=4096, step=1, **num)),
+            _field("L (subset size)", dcc.Input(id=ids.L, value=10, **num)),
+            _field("k (candidates)", dcc.Input(id=ids.K, value=32, **num)),
         ], className="field-row"),
         _field("Perturbation", dcc.RadioItems(id=ids.VALUE, value=0.0, inline=True, className="radio-row", options=[
             {"label": "close peaks", "value": 0.0}, {"label": "open peaks", "value": 1.0}])),
         _field("Goal", dcc.RadioItems(id=ids.SIGN, value=1.0, inline=True, className="radio-row", options=[
             {"label": "lower expression", "value": 1.0}, {"label": "raise", "value": -1.0}])),
         html.Div([
-            _field("β (specificity)", dcc.Input(id=ids.BETA, value=0.0, min=0, step=0.1, **num)),
-            _field("seed", dcc.Input(id=ids.SEED, value=0, min=0, step=1, **num)),
+            _field("β (specificity)", dcc.Input(id=ids.BETA, value=0.0, step="any", **num)),
+            _field("seed", dcc.Input(id=ids.SEED, value=0, **num)),
         ], className="field-row"),
-        _field("cis window (kb)", dcc.Input(id=ids.WINDOW, value=None, min=1, step=1, placeholder="genome-wide", **num),
+        _field("cis window (kb)", dcc.Input(id=ids.WINDOW, value=None, step="any", placeholder="genome-wide", **num),
                "only peaks within this distance of the TSS"),
         html.Div([
             html.Button("Run", id=ids.RUN_BTN, n_clicks=0, className="btn btn-primary"),

@@ -95,8 +95,10 @@ def pairwise_figure(result, mode: str = "excess", links: pd.DataFrame | None = N
               for j in range(mat.shape[1])] for i in range(mat.shape[0])]
     fig = go.Figure(go.Heatmap(
         z=mat, x=labels, y=labels, colorscale=EFFECT_SCALE, zmin=-vmax, zmax=vmax, text=hover,
-        hovertemplate="%{text}<extra></extra>", colorbar=dict(thickness=10, len=0.8, tickfont=dict(size=9)),
-        hoverongaps=False,
+        hovertemplate="%{text}<extra></extra>", hoverongaps=False,
+        colorbar=dict(thickness=10, len=0.8, tickfont=dict(size=9), exponentformat="e",
+                      title=dict(text="ΔJ<br>blue: redundant<br>red: synergy" if mode == "excess" else "ΔJ",
+                                 font=dict(size=9), side="top")),
     ))
     title = ("Pairwise redundancy: J(S∖{i,j}) − J(S) − drop_i − drop_j" if mode == "excess"
              else "Pairwise joint drop: J(S∖{i,j}) − J(S)")

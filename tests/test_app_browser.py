@@ -205,6 +205,16 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
     page.wait_for_selector("#locus-alert .alert")
     assert "chrom:start-end" in page.inner_text("#locus-alert")
     assert traces(page, "arc ") == L
+
+    # out-of-range form values reach the checks (the browser would send None, silently the default)
+    for field, value, words in (("param-beta", -1, "beta must be a number from 0 to 100"),
+                                ("param-seed", -5, "seed must be a whole number"), ("param-L", 0, "L must be")):
+        set_number(page, field, value)
+        page.wait_for_timeout(300)
+        page.click("#run-button")
+        page.wait_for_function("w => (document.querySelector('#job-alert') || {innerText: ''}).innerText.includes(w)", arg=words,
+                               timeout=10_000)
+        set_number(page, field, {"param-beta": 0, "param-seed": 0, "param-L": L}[field])
     assert errors == []
 
 
@@ -247,6 +257,10 @@ def test_runs_page_opens_a_run_and_igv_tab_loads(page, server, errors):
     page.goto(server["url"] + "?gene=GAD&cell=VIP")  # a stale bookmark: explained in place, default view shown
     page.wait_for_selector("#app-alert .alert", timeout=20_000)
     assert "Did you mean" in page.inner_text("#app-alert")
+    page.goto(server["url"] + "?gene=GAD1&cell=VIP&run=deadbeef00000000")  # a run this store does not hold
+    page.wait_for_function("() => (document.querySelector('#app-alert') || {innerText: ''}).innerText.includes('deadbeef00000000')",
+                           timeout=20_000)
+    assert "is not stored for this bundle" in page.inner_text("#app-alert")
     page.goto(server["url"] + "runs")
     page.wait_for_load_state("networkidle")
     page.wait_for_selector("#runs-table .ag-center-cols-container .ag-row", timeout=20_000)

@@ -213,6 +213,11 @@ def test_app_serves_pages_and_igv_files(settings, done_run):
     sneaky = client.get("/grids-igv/links/..%2F..%2Fetc.bedpe")  # no route takes a path from the browser
     assert sneaky.status_code == 404 or not sneaky.get_data(as_text=True).startswith("#chrom1")
     assert client.get(f"/grids-igv/truth/{GENE}/{CELL}.bed").status_code == 200
+    from callbacks.igv import igv_tracks
+
+    names = lambda g, c: [t["name"] for t in igv_tracks(app, AppState(settings), g, c, None)]  # noqa: E731
+    assert any(n.startswith(f"Planted {GENE} {CELL}") for n in names(GENE, CELL))
+    assert not any(n.startswith("Planted") for n in names(GENE, "Astro"))  # no planted truth: no empty track
 
 
 def state_links(settings, run_id):
@@ -225,3 +230,17 @@ def test_missing_model_is_shown_in_place(tmp_path, settings):
     broken = Settings(bundle_dir=settings.bundle_dir, model_path=tmp_path / "none.pt", cache_dir=tmp_path / "c")
     layout = str(create_app(broken).layout())
     assert "could not be loaded" in layout and "grids train" in layout
+
+
+def test_runs_page_marks_runs_of_an_earlier_model(state, done_run):
+    from dataclasses import replace
+
+    from callbacks.runs import run_rows
+
+    old = replace(state.result(done_run), run_id="0ld0000000000000", model_id="0123456789ab")
+    state.ctx().store.put(old)
+    try:
+        rows = {r["run_id"]: r["model"] for r in run_rows(state, GENE, CELL)}
+        assert rows[done_run] == "current" and rows["0ld0000000000000"] == "earlier (01234567)"
+    finally:
+        state.ctx().store.delete("0ld0000000000000")
