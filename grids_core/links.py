@@ -67,6 +67,13 @@ def _by_position(df: pd.DataFrame, chrom: str, start: str) -> pd.DataFrame:
     return df.sort_values([chrom, start], kind="stable", key=lambda c: c.astype(str) if c.name == chrom else c)
 
 
+def _scores(effects: pd.Series) -> np.ndarray:
+    """BED scores 0-1000: |effect| relative to the largest; 0 where the effect is unknown."""
+    eff = np.abs(effects.astype(float).to_numpy())
+    top = np.nanmax(eff) if np.isfinite(eff).any() else 0.0
+    return np.where(np.isfinite(eff), np.round(1000 * eff / (top if top > 0 else 1.0)), 0).astype(int)
+
+
 def to_bed(links: pd.DataFrame) -> str:
     """BED6 of the linked peaks, sorted: name gene|peak, score 0-1000 by |drop-one effect|, no strand."""
     rows = _by_position(links.assign(bed_score=_scores(links["drop_one"])), "peak_chrom", "peak_start")
@@ -88,13 +95,6 @@ def to_bedpe(links: pd.DataFrame) -> str:
             f"{_token(r.method)}\t{r.rank}\n"
         )
     return out.getvalue()
-
-
-def _scores(effects: pd.Series) -> np.ndarray:
-    """BED scores 0-1000: |effect| relative to the largest; 0 where the effect is unknown."""
-    eff = np.abs(effects.astype(float).to_numpy())
-    top = np.nanmax(eff) if np.isfinite(eff).any() else 0.0
-    return np.where(np.isfinite(eff), np.round(1000 * eff / (top if top > 0 else 1.0)), 0).astype(int)
 
 
 def to_interact(links: pd.DataFrame, track_line: bool = True) -> str:
