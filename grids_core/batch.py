@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grids_core.errors import GridsError, InputError
+from grids_core.errors import GridsError, InputError, UnknownNameError
 from grids_core.explain.gene import ExplainRequest
 from grids_core.jobs import load_context, request_key, run_explanation
 from grids_core.settings import Settings
@@ -46,15 +46,28 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
 
 def expand_pairs(settings: Settings, cell_type: str | None, genes: str | None,
                  pairs: list[tuple[str, str]] | None) -> list[tuple[str, str]]:
-    """The explicit pairs, or every requested gene ('all' = every gene of the bundle) in one cell type."""
-    if pairs:
-        return pairs
-    if not cell_type or not genes:
+    """The explicit pairs, or every requested gene ('all' = every gene of the bundle) in one cell type;
+    every name is checked here, before any worker starts."""
+    if pairs is not None and not pairs:
+        raise GridsError("The pairs file has no rows: give one gene and cell type per line (columns gene, cell_type).")
+    if not pairs and (not cell_type or not genes):
         raise GridsError("Give --pairs FILE, or --cell-type TYPE with --genes all|G1,G2,...")
     ctx = load_context(settings)
-    ctx.bundle.check_cell_type(cell_type)
-    names = ctx.bundle.gene_names if genes == "all" else [g.strip() for g in genes.split(",") if g.strip()]
-    return [(g, cell_type) for g in names]
+    if not pairs:
+        ctx.bundle.check_cell_type(cell_type)
+        names = ctx.bundle.gene_names if genes == "all" else [g.strip() for g in genes.split(",") if g.strip()]
+        pairs = [(g, cell_type) for g in names]
+    bad = []
+    for gene, cell in dict.fromkeys(pairs):
+        try:
+            ctx.bundle.gene_index(gene)
+            ctx.bundle.check_cell_type(cell)
+        except GridsError as exc:
+            bad.append(f"{gene}/{cell}: {exc}")
+    if bad:
+        raise UnknownNameError(f"{len(bad)} of {len(pairs)} pairs name an unknown gene or cell type; fix them "
+                               "first. " + " | ".join(bad[:5]) + (" | ..." if len(bad) > 5 else ""))
+    return pairs
 
 
 def _run_one(settings: Settings, req: dict) -> tuple[str, str | None]:

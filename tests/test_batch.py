@@ -54,3 +54,19 @@ def test_pairs_file_and_cli(fresh_settings, tmp_path, capsys):
     assert "1 computed" in capsys.readouterr().out
     assert main(args) == 0
     assert "1 already stored" in capsys.readouterr().out
+
+
+def test_batch_checks_every_name_before_starting(fresh_settings, tmp_path, capsys):
+    base = ["batch", "--bundle", str(fresh_settings.bundle_dir), "-L", "3", "--workers", "1"]
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("gene\tcell_type\n")
+    assert main([*base, "--pairs", str(empty)]) == 2
+    assert "has no rows" in capsys.readouterr().err
+    typo = tmp_path / "typo.tsv"
+    typo.write_text("gene\tcell_type\nGAD1\tVIP\nGADD1\tVIP\nGAD2\tSTT\n")
+    assert main([*base, "--pairs", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 3 pairs" in err and "GADD1/VIP" in err and "GAD2/STT" in err and "Did you mean" in err
+    assert main([*base, "--cell-type", "VIP", "--genes", "GAD1,NOPE1"]) == 2
+    assert "NOPE1/VIP" in capsys.readouterr().err
+    assert load_context(fresh_settings).store.list() == []  # nothing ran
