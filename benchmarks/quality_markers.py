@@ -148,7 +148,7 @@ def main() -> None:
 
 
 def truth_rows(b, gene: str, cell_type: str) -> pd.DataFrame:
-    return b.truth[(b.truth["gene"] == gene) & (b.truth["cell_type"] == cell_type)]
+    return b.pair_truth(gene, cell_type)
 
 
 def planted_drop(b, gene: str, cell_type: str, x, subset) -> float:

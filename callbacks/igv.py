@@ -123,10 +123,9 @@ def coverage_bedgraph(bundle, cell_type: str) -> str:
 
 def truth_bed(bundle, gene: str, cell_type: str) -> str:
     """Planted promoter / enhancers / decoys of one pair (simulated), coloured by group."""
-    t = bundle.truth
+    t = bundle.pair_truth(gene, cell_type)
     if t is None:
         return ""
-    t = t[(t["gene"] == gene) & (t["cell_type"] == cell_type)]
     p = bundle.peaks.iloc[t["peak_index"].to_numpy()]
     out = []
     for (c, s, e), grp in zip(p[["chrom", "start", "end"]].itertuples(index=False), t["group"], strict=True):
@@ -225,7 +224,8 @@ def igv_tracks(app: Dash, state: AppState, gene: str | None, cell: str | None, r
                        "color": "#b2182b", "thickness": 2})
     tracks.append({"name": "Peaks", "type": "annotation", "format": "bed", "url": url(f"{PREFIX}/peaks.bed"),
                    "displayMode": "COLLAPSED", "height": 30, "color": "#8a94a6"})
-    if b.truth is not None and gene and cell and ((b.truth["gene"] == gene) & (b.truth["cell_type"] == cell)).any():
+    planted = b.pair_truth(gene, cell) if gene and cell else None
+    if planted is not None and len(planted):  # no empty track where nothing was planted
         tracks.append({"name": f"Planted {gene} {cell} (simulated)", "type": "annotation", "format": "bed",
                        "url": url(f"{PREFIX}/truth/{gene}/{cell}.bed"), "height": 30})
     if b.coverage is not None:

@@ -95,7 +95,7 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
             if problem:  # a hand-edited or stale bookmark: say what was wrong, show the default view
                 return (*_from_url(state, "", None, None, method, L, seed, defaults, n_form, None), alert(problem))
             view = _from_url(state, search, gene, cell, method, L, seed, defaults, n_form, job)
-            return (*view, _missing_run(state, decode_query(search), view[-2]))
+            return (*view, _missing_run(decode_query(search), view[-2]))
         try:
             if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L):
                 run = state.find_run(gene, cell, method, _int_or(L, None), _int_or(seed, None))
@@ -126,16 +126,11 @@ def _unknown_names(state: AppState, q: dict[str, str]) -> str | None:
     return None
 
 
-def _missing_run(state: AppState, q: dict[str, str], shown: str | None):
+def _missing_run(q: dict[str, str], shown: str | None):
     """An alert when the link names a run this bundle's store does not hold (else no_update)."""
     wanted = q.get("run")
-    if not wanted or wanted == shown:
+    if not wanted or wanted == shown:  # _from_url shows the linked run whenever the store has it
         return no_update
-    try:
-        if state.result(wanted) is not None:
-            return no_update
-    except GridsError:
-        pass
     instead = f"showing the newest stored run of the view ({shown})" if shown else "no run is shown"
     return alert(f"Run {wanted} from the link is not stored for this bundle; {instead}.", color="warning")
 

@@ -121,6 +121,12 @@ class Bundle:
     def gene_row(self, gene: str) -> pd.Series:
         return self.genes.iloc[self.gene_index(gene)]
 
+    def pair_truth(self, gene: str, cell_type: str) -> pd.DataFrame | None:
+        """Planted truth rows of one gene x cell type (empty when none were planted); None without truth."""
+        if self.truth is None:
+            return None
+        return self.truth[(self.truth["gene"] == gene) & (self.truth["cell_type"] == cell_type)]
+
     def check_cell_type(self, cell_type: str) -> str:
         if cell_type not in self.cell_types:
             raise UnknownNameError(

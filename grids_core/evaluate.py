@@ -99,10 +99,8 @@ def locality(bundle: Bundle, gene: str, subset) -> dict:
 
 def truth_metrics(bundle: Bundle, gene: str, cell_type: str, subset, scores: np.ndarray | None = None) -> dict | None:
     """Recall@L / precision of planted drivers (promoter + enhancers); AUPRC when per-peak scores are given."""
-    if bundle.truth is None:
-        return None
-    t = bundle.truth[(bundle.truth["gene"] == gene) & (bundle.truth["cell_type"] == cell_type)]
-    if len(t) == 0:
+    t = bundle.pair_truth(gene, cell_type)
+    if t is None or len(t) == 0:
         return None
     planted = set(t.loc[t["logic"] != "none", "peak_index"].astype(int))
     decoys = set(t.loc[t["logic"] == "none", "peak_index"].astype(int))
@@ -133,9 +131,9 @@ def hub_groups(bundle: Bundle, hubs, gene: str, cell_type: str) -> np.ndarray | 
 
     None without planted truth for the pair or without hubs; ``own_hubs`` reads the result.
     """
-    if hubs is None or bundle.truth is None:
+    t = bundle.pair_truth(gene, cell_type)
+    if hubs is None or t is None:
         return None
-    t = bundle.truth[(bundle.truth["gene"] == gene) & (bundle.truth["cell_type"] == cell_type)]
     t = t[t["logic"] == "OR"]
     if len(t) == 0:
         return None

@@ -80,9 +80,9 @@ class Stability:
 
 def _planted_roles(bundle: Bundle, gene: str, cell_type: str, peaks: pd.Series) -> pd.Series:
     """The planted group of each peak ('promoter', 'enhancer-A', 'decoy', ...) or '' (none, or no truth)."""
-    if bundle.truth is None:
+    t = bundle.pair_truth(gene, cell_type)
+    if t is None:
         return pd.Series([""] * len(peaks), index=peaks.index)
-    t = bundle.truth[(bundle.truth["gene"] == gene) & (bundle.truth["cell_type"] == cell_type)]
     role = dict(zip(t["peak_index"].astype(int), t["group"].astype(str), strict=True))
     return peaks.map(lambda j: role.get(int(j), ""))
 
@@ -95,10 +95,15 @@ def parse_seeds(text: str) -> list[int]:
         if not m or (m[2] is not None and int(m[2]) < int(m[1])):
             raise SettingsError(f"Could not read seeds {text!r}: give non-negative integers like 0,1,2 or a range like 0-4.")
         seeds.extend(range(int(m[1]), int(m[2] or m[1]) + 1))
-    seeds = list(dict.fromkeys(seeds))
-    if len(seeds) < 2:
-        raise SettingsError(f"Stability needs at least two distinct seeds, got {text!r} (e.g. --seeds 0-4).")
-    return seeds
+    return _distinct(seeds, text)
+
+
+def _distinct(seeds: Sequence[int], given) -> list[int]:
+    """The seeds without repeats (order kept); at least two are needed."""
+    out = list(dict.fromkeys(int(s) for s in seeds))
+    if len(out) < 2:
+        raise SettingsError(f"Stability needs at least two distinct seeds, got {given!r} (e.g. --seeds 0-4).")
+    return out
 
 
 def seed_stability(
@@ -113,8 +118,7 @@ def seed_stability(
     from grids_core.jobs import run_explanation
 
     seeds = [int(s) for s in seeds]
-    if len(set(seeds)) < 2:
-        raise SettingsError(f"Stability needs at least two distinct seeds, got {seeds}.")
+    _distinct(seeds, seeds)
     results, stored = [], []
     for i, seed in enumerate(seeds):
         def step(frac: float, msg: str, i: int = i, seed: int = seed) -> None:
