@@ -32,8 +32,17 @@ TARGET_COLOR = "#c0392b"
 OTHER_COLOR = "#8a94a6"
 GENE_COLOR = "#1f3a5f"
 HIGHLIGHT_GENE = "#c0392b"
-METHOD_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d")
 TRUTH_COLORS = {"promoter": "#d95f02", "enhancer-A": "#1b9e77", "enhancer-B": "#7570b3", "decoy": "#b0b0b0"}
+# overlay methods: hues kept clear of the planted-truth colours (orange, green, purple, grey) and of the blue-red
+# effect scale, so a method's arcs never read as planted enhancers
+METHOD_COLORS = ("#e7298a", "#e6ab02", "#17becf", "#8c510a", "#bcbd22", "#252525", "#f781bf", "#4d004b")
+TRUTH_DRAW_ORDER = ("decoy", "promoter", "enhancer-A", "enhancer-B")  # decoys first: planted members drawn on top
+HIC_MAX_WIDTH = 10_000_000  # wider views: the ~2 Mb Hi-C blocks shrink to a sliver, so say "zoom in" instead
+HIC_MIN_BINS = 4  # narrower views (in Hi-C bins) have no triangle to speak of
+PLOT_PX = 800  # assumed plot width (px) when fitting labels; conservative: real plots are usually wider
+CHAR_PX = 6.0  # width of a gene-label character (px, 9 px font); the bold target label is a bit wider
+GENE_ROW_PX = 23  # pitch of one gene row (label above a gene model) in px
+MAX_GENE_ROWS = 6
 STAIN_COLORS = {
     "gneg": "#ffffff", "gpos25": "#c8c8c8", "gpos50": "#969696", "gpos75": "#5a5a5a", "gpos100": "#000000",
     "acen": "#c0392b", "gvar": "#dcdcdc", "stalk": "#6e7fa3",
@@ -74,10 +83,20 @@ def parse_locus(text: str | None, bundle, chrom_sizes: dict[str, int] | None = N
         raise SettingsError(
             f"Cannot read locus {text!r}: write chrom:start-end, e.g. chr2:170,500,000-171,200,000."
         )
-    if m is None:
-        return gene_locus(bundle, bundle.gene_row(text)["name"])
-    chrom, a, b = m.group(1), m.group(2), m.group(3)
     chroms = set(sizes) | set(bundle.peaks["chrom"].unique()) | set(bundle.genes["chrom"].unique())
+    if m is None and text in chroms:  # a bare chromosome: all of it
+        ends = [int(bundle.peaks.loc[bundle.peaks["chrom"] == text, "end"].max() or 0),
+                int(bundle.genes.loc[bundle.genes["chrom"] == text, "end"].max() or 0)]
+        return _clamp(Locus(text, 0, sizes.get(text) or max(ends)), sizes.get(text))
+    if m is None:
+        try:
+            return gene_locus(bundle, bundle.gene_row(text)["name"])
+        except UnknownNameError:
+            raise UnknownNameError(
+                f"No gene or chromosome {text!r} in this bundle." + suggest(text, bundle.gene_names)
+                + " Type a gene (e.g. GAD1), a chromosome (chr2) or a region (chr2:170,500,000-171,200,000)."
+            ) from None
+    chrom, a, b = m.group(1), m.group(2), m.group(3)
     if chrom not in chroms:
         alt = chrom if chrom.lower().startswith("chr") else f"chr{chrom}"
         fix = suggest(alt, sorted(chroms)) or f" Known chromosomes: {', '.join(sorted(chroms)[:6])}, ..."
@@ -200,6 +219,88 @@ def pack_rows(starts: list[int], ends: list[int], gap: int) -> list[int]:
     return rows
 
 
+def genomic_ticks(lo: int, hi: int, n: int = 7, extend: float = 2.0) -> tuple[list[int], list[str], str]:
+    """Tick positions, labels and unit for a genomic axis showing [lo, hi).
+
+    The step is a 1/2/5 x 10^k number giving about ``n`` ticks; labels are bp with thousands separators while
+    the step is below 1 kb, else Mb with just enough decimals for the step, so labels are always distinct.
+    Ticks also cover ``extend`` view widths either side, so a pan shows labels before the figure is redrawn.
+    """
+    span = max(float(hi - lo), 1.0)
+    raw = span / max(n, 1)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = int(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw * (1 - 1e-9)))
+    step = max(step, 1)
+    first = max(0, math.floor((lo - extend * span) / step)) * step
+    vals = list(range(int(first), int(hi + extend * span) + 1, step))
+    if step < 1000:
+        return vals, [f"{v:,}" for v in vals], "bp"
+    decimals = max(0, -math.floor(math.log10(step / 1e6) + 1e-9))
+    return vals, [f"{v / 1e6:,.{decimals}f}" for v in vals], "Mb"
+
+
+@dataclass(frozen=True)
+class GeneLabelLayout:
+    """Row of every gene (0 = top) and, for labelled genes, the label's box in bp (else None)."""
+
+    rows: list[int]
+    boxes: list[tuple[float, float] | None]
+
+    @property
+    def n_rows(self) -> int:
+        return max(self.rows, default=-1) + 1
+
+
+def layout_gene_labels(
+    starts: list[int], ends: list[int], label_bp: list[float], lo: int, hi: int, max_rows: int,
+    target: int | None = None, gap: float = 0.0,
+) -> GeneLabelLayout:
+    """Pack genes into at most ``max_rows`` rows so that no two labels (or a label and a gene) overlap in a row.
+
+    Each gene ``k`` spans [starts[k], ends[k]] (clipped to the view [lo, hi]) and has a label ``label_bp[k]`` bp
+    wide centred over it (kept inside the view). Genes are placed left to right in the first row where gene and
+    label fit; a gene whose label fits nowhere is drawn unlabelled where its body fits (or in the least crowded
+    row). The ``target`` gene is placed first, in row 0, and is always labelled.
+    """
+    n = len(starts)
+    max_rows = max(1, int(max_rows))
+    s = np.clip(np.asarray(starts, dtype=float), lo, hi)
+    e = np.clip(np.asarray(ends, dtype=float), lo, hi)
+    w = np.asarray(label_bp, dtype=float)
+    centre = (s + e) / 2.0
+    inside = w < (hi - lo)
+    centre[inside] = np.clip(centre[inside], lo + w[inside] / 2.0, hi - w[inside] / 2.0)
+    box_lo, box_hi = centre - w / 2.0, centre + w / 2.0
+    rows, boxes = [0] * n, [None] * n
+    row_end = [-math.inf] * max_rows
+    blocked: tuple[float, float] | None = None  # the target's extent, reserved in row 0
+
+    def free(r: int, a: float, b: float) -> bool:
+        if a <= row_end[r] + gap:
+            return False
+        return not (r == 0 and blocked is not None and a <= blocked[1] + gap and b + gap >= blocked[0])
+
+    order = sorted(range(n), key=lambda k: (k != target, s[k]))
+    for k in order:
+        a, b = min(s[k], box_lo[k]), max(e[k], box_hi[k])
+        if k == target:
+            blocked = (a, b)
+            rows[k], boxes[k] = 0, (float(box_lo[k]), float(box_hi[k]))
+            continue
+        r = next((r for r in range(max_rows) if free(r, a, b)), None)
+        if r is not None:
+            boxes[k] = (float(box_lo[k]), float(box_hi[k]))
+        else:  # no room for the label: the gene alone
+            a, b = s[k], e[k]
+            r = next((r for r in range(max_rows) if free(r, a, b)), None)
+            if r is None:  # crowded: the least filled row that keeps clear of the target
+                ok = [r for r in range(max_rows) if r or blocked is None or b < blocked[0] or a > blocked[1]]
+                r = min(ok or range(max_rows), key=lambda r: row_end[r])
+        rows[k] = r
+        row_end[r] = max(row_end[r], b)
+    return GeneLabelLayout(rows, boxes)
+
+
 def split_links(links: pd.DataFrame, locus: Locus) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(drawn, listed): links whose peak lies in the view on the gene's chromosome are drawn; the rest listed."""
     if links is None or links.empty:
@@ -295,8 +396,10 @@ def _draw(fig: go.Figure, view: GenomeView, plan: list[tuple[str, float]], row: 
     """Fill the subplots of ``genome_figure``."""
     total = sum(h for _, h in plan)
     loc = view.locus
+    height = view.height or int(140 + 900 * total)
     _cytoband_track(fig, view, row["cytoband"])
-    _gene_track(fig, view, row["genes"])
+    lo, hi = fig.get_subplot(row["genes"], 1).yaxis.domain
+    unlabelled = _gene_track(fig, view, row["genes"], track_px=(hi - lo) * (height - _MARGIN["t"] - _MARGIN["b"]))
     listed = _arc_track(fig, view, row["arcs"])
     _peak_track(fig, view, row["peaks"])
     if "truth" in row:
@@ -309,17 +412,21 @@ def _draw(fig: go.Figure, view: GenomeView, plan: list[tuple[str, float]], row: 
         fig.update_xaxes(
             row=k, col=1, matches="x2" if k > 2 else None, range=[loc.start, loc.end], showticklabels=(k == len(plan)),
             showgrid=False, zeroline=False, showspikes=True, spikemode="across", spikethickness=1,
-            spikecolor="#999", spikedash="dot", tickformat="~s", ticks="outside" if k == len(plan) else "",
+            spikecolor="#999", spikedash="dot", ticks="outside" if k == len(plan) else "",
         )
-    fig.update_xaxes(row=len(plan), col=1, title_text=f"{loc.chrom} position (bp)", title_standoff=4)
+    tickvals, ticktext, unit = genomic_ticks(loc.start, loc.end)
+    fig.update_xaxes(row=len(plan), col=1, title_text=f"{loc.chrom} position ({unit})", title_standoff=4,
+                     tickmode="array", tickvals=tickvals, ticktext=ticktext)
     fig.update_yaxes(showgrid=False, zeroline=False, fixedrange=True)
     for name, r in row.items():
-        _row_label(fig, r, _label_of(view, name), emphasis=(name == f"cov:{view.cell_type}"))
+        label = _label_of(view, name)
+        if name == "genes" and unlabelled:
+            label += f"<br><span style='font-size:9px'>{unlabelled} unlabelled<br>(hover or zoom in)</span>"
+        _row_label(fig, r, label, emphasis=(name == f"cov:{view.cell_type}"))
     fig.update_layout(annotations=_ANNOTATIONS.pop(id(fig), []))
-    height = view.height or int(140 + 900 * total)
     title = f"{view.gene or ''} {('in ' + view.cell_type) if view.cell_type else ''} — {loc.label()}".strip()
     fig.update_layout(
-        height=height, margin=dict(l=150, r=90, t=34, b=36), plot_bgcolor="white", paper_bgcolor="white",
+        height=height, margin=_MARGIN, plot_bgcolor="white", paper_bgcolor="white",
         hovermode="closest", dragmode="pan", showlegend=True, bargap=0, barmode="overlay",
         legend=dict(orientation="h", y=1.0, x=1.0, xanchor="right", yanchor="bottom", font=dict(size=10)),
         title=dict(text=title, x=0.01, y=0.995, yanchor="top", font=dict(size=13)),
@@ -330,11 +437,25 @@ def _draw(fig: go.Figure, view: GenomeView, plan: list[tuple[str, float]], row: 
 
 
 _ANNOTATIONS: dict[int, list[dict]] = {}
+_MARGIN = dict(l=150, r=90, t=34, b=36)
 
 
 def _annotations(fig: go.Figure) -> list[dict]:
     """Annotations of a figure under construction, set in one go at the end (adding them one by one is quadratic)."""
     return _ANNOTATIONS.setdefault(id(fig), [])
+
+
+def shown_method(view: GenomeView) -> str | None:
+    """Method of the links drawn above the axis: the links' own ``method`` column, else ``view.method``;
+    None when no run is shown (``view.method`` is then only the form's default, not something drawn)."""
+    links = view.links
+    if links is None:
+        return None
+    if "method" in links.columns and len(links):
+        methods = [str(m) for m in pd.unique(links["method"].dropna())]
+        if methods:
+            return "/".join(methods)
+    return view.method
 
 
 def _label_of(view: GenomeView, name: str) -> str:
@@ -344,7 +465,9 @@ def _label_of(view: GenomeView, name: str) -> str:
     if name == "genes":
         return "Genes"
     if name == "arcs":
-        return f"Links ({view.method})" + ("<br><span style='font-size:9px'>others mirrored</span>" if view.overlays else "")
+        method = shown_method(view)
+        head = f"Links ({method})" if method else "Links <i>(no run)</i>"
+        return head + ("<br><span style='font-size:9px'>others mirrored</span>" if view.overlays else "")
     if name == "peaks":
         return "Peaks" + (" <i>(real)</i>" if b.manifest.get("provenance", {}).get("peaks") == "real" else "")
     if name == "truth":
@@ -393,31 +516,35 @@ def _cytoband_track(fig: go.Figure, view: GenomeView, row: int) -> None:
     fig.update_yaxes(row=row, col=1, range=[-0.6, 0.6], showticklabels=False)
 
 
-def _gene_track(fig: go.Figure, view: GenomeView, row: int) -> None:
+def _gene_track(fig: go.Figure, view: GenomeView, row: int, track_px: float) -> int:
+    """Gene models packed in rows with non-overlapping labels; returns how many genes are left unlabelled."""
     b, loc = view.bundle, view.locus
     g = b.genes
-    g = g[(g["chrom"] == loc.chrom) & (g["end"] > loc.start) & (g["start"] < loc.end)]
+    g = g[(g["chrom"] == loc.chrom) & (g["end"] > loc.start) & (g["start"] < loc.end)].reset_index(drop=True)
     if g.empty:
         _note(fig, row, "no genes in view")
         fig.update_yaxes(row=row, col=1, range=[-1, 1], showticklabels=False)
-        return
-    bp_per_char = loc.width / 1000.0 * 7.5  # ~1000 px of plot width, ~7.5 px per label character
-    mids = ((g["start"].clip(lower=loc.start) + g["end"].clip(upper=loc.end)) / 2).to_numpy()
-    half = np.array([len(str(n)) for n in g["name"]]) * bp_per_char / 2
-    rows = pack_rows(np.minimum(g["start"], mids - half).tolist(), np.maximum(g["end"], mids + half).tolist(),
-                     int(bp_per_char))
-    n_rows = max(rows) + 1
+        return 0
+    bp_per_px = loc.width / PLOT_PX
+    names = [str(n) for n in g["name"]]
+    target = next((k for k, n in enumerate(names) if n == view.gene), None)
+    label_bp = [(len(n) + 1) * CHAR_PX * (1.15 if k == target else 1.0) * bp_per_px for k, n in enumerate(names)]
+    max_rows = max(1, min(MAX_GENE_ROWS, int(track_px / GENE_ROW_PX - 0.2)))
+    lay = layout_gene_labels(g["start"].tolist(), g["end"].tolist(), label_bp, loc.start, loc.end, max_rows,
+                             target=target, gap=2 * CHAR_PX * bp_per_px)
+    n_rows = lay.n_rows
     ex = b.exons
-    ex = ex[ex["gene_name"].isin(set(g["name"]))] if ex is not None and len(ex) else ex
+    exons = ({k: v[["start", "end"]].to_numpy() for k, v in ex[ex["gene_name"].isin(set(names))].groupby("gene_name")}
+             if ex is not None and len(ex) else {})
     arrow_step = loc.width / 45.0
     lines_x: dict[str, list] = {"hi": [], "lo": []}
     lines_y: dict[str, list] = {"hi": [], "lo": []}
     boxes: dict[str, tuple[list, list]] = {"hi": ([], []), "lo": ([], [])}
     arrows: dict[str, dict[str, list]] = {}
     hover_x, hover_y, hover_t = [], [], []
-    for (_, r), yrow in zip(g.iterrows(), rows, strict=True):
-        y = -yrow
-        key = "hi" if r["name"] == view.gene else "lo"
+    for k, r in g.iterrows():
+        y = -lay.rows[k]
+        key = "hi" if k == target else "lo"
         s, e = max(int(r["start"]), loc.start), min(int(r["end"]), loc.end)
         lines_x[key] += [s, e, None]
         lines_y[key] += [y, y, None]
@@ -427,22 +554,23 @@ def _gene_track(fig: go.Figure, view: GenomeView, row: int) -> None:
             a = arrows.setdefault(f"{key}{r['strand']}", {"x": [], "y": []})
             a["x"] += xs.tolist()
             a["y"] += [y] * len(xs)
-        if ex is not None and len(ex):
-            for e0, e1 in ex.loc[ex["gene_name"] == r["name"], ["start", "end"]].itertuples(index=False):
-                bx, by = boxes[key]
-                bx += [e0, e0, e1, e1, e0, None]
-                by += [y - 0.28, y + 0.28, y + 0.28, y - 0.28, y - 0.28, None]
+        for e0, e1 in exons.get(names[k], ()):
+            bx, by = boxes[key]
+            bx += [e0, e0, e1, e1, e0, None]
+            by += [y - 0.2, y + 0.2, y + 0.2, y - 0.2, y - 0.2, None]
         tss = int(r["tss"])
         hover_x += [s, (s + e) / 2, e]
         hover_y += [y, y, y]
-        text = (f"<b>{r['name']}</b> ({r['strand']})<br>{r['chrom']}:{int(r['start']) + 1:,}-{int(r['end']):,}"
+        text = (f"<b>{names[k]}</b> ({r['strand']})<br>{r['chrom']}:{int(r['start']) + 1:,}-{int(r['end']):,}"
                 f"<br>TSS {tss + 1:,}")
         hover_t += [text] * 3
-        _annotations(fig).append(dict(
-            x=(s + e) / 2, y=y + 0.42, text=f"<b>{r['name']}</b>" if key == "hi" else str(r["name"]),
-            showarrow=False, font=dict(size=10 if key == "hi" else 9, color=HIGHLIGHT_GENE if key == "hi" else GENE_COLOR),
-            xref=_ax(fig, row, "x"), yref=_ax(fig, row, "y"), yanchor="bottom",
-        ))
+        box = lay.boxes[k]
+        if box is not None:
+            _annotations(fig).append(dict(
+                x=(box[0] + box[1]) / 2, y=y + 0.22, text=f"<b>{names[k]}</b>" if key == "hi" else names[k],
+                showarrow=False, font=dict(size=10 if key == "hi" else 9, color=HIGHLIGHT_GENE if key == "hi" else GENE_COLOR),
+                xref=_ax(fig, row, "x"), yref=_ax(fig, row, "y"), yanchor="bottom", borderpad=0,
+            ))
     for key, color, width in (("lo", GENE_COLOR, 1), ("hi", HIGHLIGHT_GENE, 1.5)):
         if lines_x[key]:
             fig.add_trace(go.Scatter(x=lines_x[key], y=lines_y[key], mode="lines", line=dict(color=color, width=width),
@@ -458,7 +586,8 @@ def _gene_track(fig: go.Figure, view: GenomeView, row: int) -> None:
                                  hoverinfo="skip", showlegend=False), row=row, col=1)
     fig.add_trace(go.Scatter(x=hover_x, y=hover_y, mode="markers", marker=dict(size=10, opacity=0), text=hover_t,
                              hoverinfo="text", showlegend=False, name="genes"), row=row, col=1)
-    fig.update_yaxes(row=row, col=1, range=[-(n_rows - 1) - 0.6, 1.1], showticklabels=False)
+    fig.update_yaxes(row=row, col=1, range=[-(n_rows - 1) - 0.35, 0.85], showticklabels=False)
+    return sum(box is None for box in lay.boxes)
 
 
 def _ax(fig: go.Figure, row: int, axis: str) -> str:
@@ -493,9 +622,10 @@ def _arc_track(fig: go.Figure, view: GenomeView, row: int) -> pd.DataFrame:
     has_overlays = bool(view.overlays)
     ymin = -1.1 if has_overlays else -0.1
     tss_x: set[int] = set()
+    method = shown_method(view) or view.method
     if links is not None and len(links):
         drawn, listed = split_links(links, loc)
-        all_listed.append(listed.assign(method=view.method))
+        all_listed.append(listed.assign(method=method))
         colors = effect_colors(drawn["drop_one"].to_numpy(), vmax)
         for (_, r), color in zip(drawn.iterrows(), colors, strict=True):
             x0, x1 = int(r["peak_mid"]), int(r["tss"])
@@ -504,7 +634,7 @@ def _arc_track(fig: go.Figure, view: GenomeView, row: int) -> pd.DataFrame:
             xs, ys = arc_xy(x0, x1, h)
             eff = float(r["drop_one"]) if pd.notna(r["drop_one"]) else float("nan")
             width = 1.0 + 5.0 * (abs(eff) / vmax if math.isfinite(eff) else 0.0)
-            text = _link_hover(r, view.method)
+            text = _link_hover(r, method)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=width), text=[text] * len(xs),
                                      hoverinfo="text", showlegend=False, name=f"arc {r['peak']}"), row=row, col=1)
         if len(drawn):
@@ -599,11 +729,12 @@ def _peak_track(fig: go.Figure, view: GenomeView, row: int) -> None:
         if len(drawn):
             vmax = _effect_max(view)
             colors = effect_colors(drawn["drop_one"].to_numpy(), vmax)
+            method = shown_method(view) or view.method
             fig.add_trace(go.Bar(
                 x=drawn["peak_mid"].tolist(), y=[1.0] * len(drawn), base=[0.0] * len(drawn),
                 width=[max(int(w), int(view.locus.width / 400)) for w in (drawn["peak_end"] - drawn["peak_start"])],
                 marker=dict(color=colors, line=dict(color="#222", width=0.6)), hoverinfo="text", textposition="none",
-                text=[_link_hover(r, view.method) for _, r in drawn.iterrows()], name=f"{view.method} subset",
+                text=[_link_hover(r, method) for _, r in drawn.iterrows()], name=f"{method} subset",
                 showlegend=False,
             ), row=row, col=1)
     fig.update_yaxes(row=row, col=1, range=[0, 1.05], showticklabels=False)
@@ -617,10 +748,19 @@ def _truth_track(fig: go.Figure, view: GenomeView, row: int) -> None:
         fig.update_yaxes(row=row, col=1, range=[0, 1], showticklabels=False)
         return
     p = view.bundle.peaks.iloc[t["peak_index"].to_numpy()].reset_index(drop=True)
-    t = t.reset_index(drop=True)
+    here = (p["chrom"] == view.locus.chrom).to_numpy()
+    if not here.any():
+        _note(fig, row, f"planted enhancers for {view.gene} in {view.cell_type} lie on {p['chrom'].iloc[0]}, "
+                        f"not {view.locus.chrom}")
+        fig.update_yaxes(row=row, col=1, range=[0, 1], showticklabels=False)
+        return
+    p, t = p[here].reset_index(drop=True), t[here].reset_index(drop=True)
     chosen = set(view.links["peak"]) if view.links is not None and len(view.links) else set()
+    method = shown_method(view) or view.method
     tss, sign = _tss(view)
-    for group, color in TRUTH_COLORS.items():
+    groups = [*TRUTH_DRAW_ORDER, *(g for g in TRUTH_COLORS if g not in TRUTH_DRAW_ORDER)]
+    for group in groups:  # decoys first, so planted members are drawn over any decoy next to them
+        color = TRUTH_COLORS[group]
         sel = (t["group"] == group).to_numpy()
         if not sel.any():
             continue
@@ -629,19 +769,38 @@ def _truth_track(fig: go.Figure, view: GenomeView, row: int) -> None:
         labels = {"promoter": "promoter", "decoy": "decoy (drives nothing)"}.get(group, f"{group} (OR group)")
         text = [f"planted {labels} — simulated<br>{n}<br>{c}:{s + 1:,}-{e:,}<br>distance to TSS: "
                 f"{fmt_distance((m - tss) * sign) if tss is not None else '—'}<br>"
-                f"{'selected by ' + view.method if n in chosen else 'not selected'}"
+                f"{'selected by ' + method if n in chosen else 'not selected'}"
                 for n, c, s, e, m in zip(tt["peak"], pp["chrom"], pp["start"], pp["end"], mids, strict=True)]
         fig.add_trace(go.Bar(
             x=mids.tolist(), y=[0.8] * len(pp), base=[0.1] * len(pp),
             width=[max(int(w), int(view.locus.width / 300)) for w in (pp["end"] - pp["start"])],
             marker=dict(color=color, line=dict(color=color, width=1)), name=f"planted {group} (simulated)",
             legendgroup="truth", hoverinfo="text", text=text, textposition="none",
+            legendrank=1000 + list(TRUTH_COLORS).index(group),  # legend keeps promoter, A, B, decoy order
         ), row=row, col=1)
         hit = [m for m, n in zip(mids, tt["peak"], strict=True) if n in chosen]
         if hit:
             fig.add_trace(go.Scatter(x=hit, y=[0.5] * len(hit), mode="markers", hoverinfo="skip", showlegend=False,
                                      marker=dict(symbol="star", size=9, color="#111")), row=row, col=1)
     fig.update_yaxes(row=row, col=1, range=[0, 1], showticklabels=False)
+
+
+def _hic_missing(loc: Locus, entry: dict | None, on_chrom: list[tuple[str, int, int]]) -> str | None:
+    """Why the Hi-C triangle is not drawn at ``loc`` and what to do (None: it is drawn)."""
+    if entry is None:
+        if not on_chrom:
+            return f"no Hi-C data on {loc.chrom} in this bundle"
+        mid = (loc.start + loc.end) / 2
+        gene, s, e = min(on_chrom, key=lambda t: min(abs(t[1] - mid), abs(t[2] - mid)))
+        return f"no Hi-C bins in view — nearest Hi-C: {Locus(loc.chrom, s, e).label()} (around {gene})"
+    if loc.width > HIC_MAX_WIDTH:
+        return (f"Hi-C not drawn at {loc.width / 1e6:,.0f} Mb: zoom in to below {HIC_MAX_WIDTH / 1e6:,.0f} Mb "
+                f"to see Hi-C")
+    min_width = HIC_MIN_BINS * int(entry["bin_size"])
+    if loc.width < min_width:
+        return (f"Hi-C bins are {entry['bin_size'] / 1e3:,.0f} kb: zoom out to at least {min_width / 1e3:,.0f} kb "
+                f"to see Hi-C")
+    return None
 
 
 def _coverage_tracks(fig: go.Figure, view: GenomeView, rows: dict[str, int]) -> None:
@@ -671,21 +830,30 @@ def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
     b, loc = view.bundle, view.locus
     max_sep = loc.width
     entry = None
+    on_chrom = []
     for gene, h in (b.hic or {}).items():
-        n = h["matrix"].shape[0]
-        if h["chrom"] == loc.chrom and h["start"] < loc.end and h["start"] + n * h["bin_size"] > loc.start:
-            if entry is None or gene == view.gene:
-                entry = h
-    if entry is not None:
+        if h["chrom"] != loc.chrom:
+            continue
+        end = h["start"] + h["matrix"].shape[0] * h["bin_size"]
+        on_chrom.append((gene, h["start"], end))
+        if h["start"] < loc.end and end > loc.start and (entry is None or gene == view.gene):
+            entry = h
+    # an invisible anchor: plotly draws no axis (here: the shared genomic tick labels) for a subplot without traces
+    fig.add_trace(go.Scatter(x=[loc.start, loc.end], y=[0, 0], mode="markers", marker=dict(opacity=0),
+                             hoverinfo="skip", showlegend=False, name="axis anchor"), row=row, col=1)
+    why = _hic_missing(loc, entry, on_chrom)
+    if why is None:
         xs, ys, z = hic_triangle(entry["matrix"], entry["start"], entry["bin_size"], loc.start, loc.end, max_sep=max_sep)
-        fig.add_trace(go.Heatmap(
-            x=xs, y=ys, z=z, colorscale="YlOrRd", showscale=False, name="Hi-C", hoverongaps=False,
-            zmin=float(np.nanpercentile(z, 5)) if np.isfinite(z).any() else 0.0,
-            zmax=float(np.nanpercentile(z, 99.5)) if np.isfinite(z).any() else 1.0,
-            hovertemplate="midpoint %{x:,.0f}<br>separation %{y:,.0f} bp<br>log1p(contacts) %{z:.2f}<extra>Hi-C</extra>",
-        ), row=row, col=1)
-    else:
-        _note(fig, row, "no Hi-C data at this locus", y=0.7)
+        if np.isfinite(z).any():
+            fig.add_trace(go.Heatmap(
+                x=xs, y=ys, z=z, colorscale="YlOrRd", showscale=False, name="Hi-C", hoverongaps=False,
+                zmin=float(np.nanpercentile(z, 5)), zmax=float(np.nanpercentile(z, 99.5)),
+                hovertemplate="midpoint %{x:,.0f}<br>separation %{y:,.0f} bp<br>log1p(contacts) %{z:.2f}<extra>Hi-C</extra>",
+            ), row=row, col=1)
+        else:
+            why = "no Hi-C bins in range of this view — pan towards the gene or zoom out"
+    if why is not None:
+        _note(fig, row, why, y=0.7)
     tads = b.tads
     tads = tads[(tads["chrom"] == loc.chrom) & (tads["end"] > loc.start) & (tads["start"] < loc.end)] if len(tads) else tads
     if tads is None or tads.empty:
@@ -703,4 +871,4 @@ def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
                 hoverinfo="skip",
             ), row=row, col=1)
     fig.update_yaxes(row=row, col=1, range=[0, max_sep], showticklabels=True, tickformat="~s",
-                     tickfont=dict(size=8))
+                     tickfont=dict(size=8), side="right")  # separation ticks clear of the row label on the left

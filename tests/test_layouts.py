@@ -11,7 +11,13 @@ from grids_core.errors import GridsError, SettingsError, UnknownNameError
 from grids_core.links import linkage_table
 from grids_core.results import ExplanationResult
 from layouts.genome import (
+    CHAR_PX,
+    HIC_MAX_WIDTH,
     MAX_COVERAGE_POINTS,
+    METHOD_COLORS,
+    MIN_WIDTH,
+    PLOT_PX,
+    TRUTH_COLORS,
     GenomeView,
     Locus,
     Overlay,
@@ -20,10 +26,13 @@ from layouts.genome import (
     effect_colors,
     gene_locus,
     genome_figure,
+    genomic_ticks,
     hic_pair_xy,
     hic_triangle,
+    layout_gene_labels,
     pack_rows,
     parse_locus,
+    shown_method,
     split_links,
 )
 from layouts.redundancy import (
@@ -71,6 +80,10 @@ def test_parse_locus_region_and_gene(bundle):
     g = bundle.gene_row(GENE)
     gl = parse_locus("gad1", bundle)  # gene names are case-insensitive
     assert gl.chrom == g["chrom"] and gl.start <= g["tss"] < gl.end
+    assert parse_locus("chr2", bundle, {"chr2": 242_193_529}) == Locus("chr2", 0, 242_193_529)  # all of it
+    whole = parse_locus("chr2", bundle)  # without chromosome sizes: as far as the bundle's peaks and genes reach
+    assert whole.start == 0 and whole.end == max(bundle.peaks.loc[bundle.peaks["chrom"] == "chr2", "end"].max(),
+                                                 bundle.genes.loc[bundle.genes["chrom"] == "chr2", "end"].max())
 
 
 @pytest.mark.parametrize(
@@ -83,12 +96,13 @@ def test_parse_locus_region_and_gene(bundle):
         ("2:1000-5000", UnknownNameError, "chr2"),  # suggests the chr-prefixed name
         ("chr2:300,000,000-300,001,000", SettingsError, "beyond the end"),
         ("GAD", UnknownNameError, "Did you mean"),
+        ("NOTAGENE", UnknownNameError, "a chromosome (chr2) or a region"),  # app words, not a CLI command
     ],
 )
 def test_parse_locus_errors_say_how_to_fix(bundle, text, error, words):
     with pytest.raises(error) as info:
         parse_locus(text, bundle, {"chr2": 242_193_529})
-    assert words in str(info.value)
+    assert words in str(info.value) and "grids " not in str(info.value)
     assert isinstance(info.value, GridsError)
 
 
@@ -213,6 +227,161 @@ def test_effect_colours_are_signed():
 def test_pack_rows_separates_overlaps():
     rows = pack_rows([0, 50, 200], [100, 150, 300], gap=10)
     assert rows[0] != rows[1] and rows[2] == 0
+
+
+# ---- readability: ticks, gene labels, notes, colours, draw order ---------------------------------------
+def _bottom_axis(fig):
+    return fig.layout[max((k for k in fig.layout if k.startswith("xaxis")), key=lambda k: int(k[5:] or 1))]
+
+
+def _notes(fig) -> str:
+    return " ".join(a.text for a in fig.layout.annotations if a.text)
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"),
+    [(26_900_000, 26_900_000 + MIN_WIDTH), (248_955_000, 248_956_000), (26_592_569, 27_219_042),
+     (24_000_000, 29_000_000), (0, 80_373_285), (0, 248_956_422), (123_456, 140_000)],
+)
+def test_tick_labels_are_distinct_at_every_span(lo, hi):
+    vals, text, unit = genomic_ticks(lo, hi)
+    shown = [t for v, t in zip(vals, text, strict=True) if lo <= v <= hi]
+    assert 3 <= len(shown) <= 12
+    assert len(set(text)) == len(text)  # distinct, also beyond the view (seen while panning)
+    assert unit == ("bp" if hi - lo < 10_000 else "Mb")
+    scale = 1 if unit == "bp" else 1e6
+    for v, t in zip(vals, text, strict=True):  # each label reads back as its own position
+        assert float(t.replace(",", "")) * scale == pytest.approx(v)
+
+
+def test_figure_ticks_distinct_at_min_width_and_whole_chromosome(bundle):
+    g = bundle.gene_row(GENE)
+    for loc in (Locus(g["chrom"], int(g["tss"]), int(g["tss"]) + MIN_WIDTH), Locus(g["chrom"], 0, 242_193_529)):
+        ax = _bottom_axis(genome_figure(GenomeView(bundle=bundle, locus=loc, gene=GENE, cell_type=CELL)))
+        shown = [t for v, t in zip(ax.tickvals, ax.ticktext, strict=True) if loc.start <= v <= loc.end]
+        assert len(shown) >= 3 and len(set(shown)) == len(shown)
+        assert ax.showticklabels and "position (" in ax.title.text
+
+
+def test_gene_label_layout_never_overlaps_and_keeps_target():
+    rng = np.random.default_rng(3)
+    starts = np.sort(rng.integers(0, 2_000_000, 300)).tolist()
+    ends = [s + int(rng.integers(1_000, 200_000)) for s in starts]
+    widths = [float(rng.integers(40_000, 120_000)) for _ in starts]
+    target = 137
+    lay = layout_gene_labels(starts, ends, widths, 0, 2_000_000, max_rows=4, target=target)
+    assert lay.n_rows <= 4 and lay.rows[target] == 0 and lay.boxes[target] is not None
+    labelled = [k for k, b in enumerate(lay.boxes) if b is not None]
+    assert 5 < len(labelled) < len(starts)  # crowded: some labels left out, but not all
+    for i in labelled:
+        b = lay.boxes[i]
+        assert b[1] - b[0] == pytest.approx(widths[i]) and 0 <= b[0] and b[1] <= 2_000_000  # kept inside the view
+        for j in labelled:
+            if i < j and lay.rows[i] == lay.rows[j]:
+                c = lay.boxes[j]
+                assert b[1] < c[0] or c[1] < b[0], (i, j)
+
+
+def _label_boxes(fig, bundle, loc):
+    """(row y, x0, x1) of every gene label, measured like the figure does (bp per character at this span)."""
+    names = set(bundle.genes["name"])
+    out = []
+    for a in fig.layout.annotations:
+        text = (a.text or "").replace("<b>", "").replace("</b>", "")
+        if a.xref != "paper" and text in names:
+            half = (len(text) + 1) * CHAR_PX * loc.width / PLOT_PX / 2
+            out.append((a.y, a.x - half, a.x + half, text))
+    return out
+
+
+@pytest.mark.parametrize("span", [600_000, 3_000_000, None])  # None: the whole chromosome
+def test_gene_labels_do_not_overlap_and_hover_names_every_gene(bundle, span):
+    g = bundle.gene_row(GENE)
+    tss = int(g["tss"])
+    loc = Locus(g["chrom"], 0, 242_193_529) if span is None else Locus(g["chrom"], tss - span // 2, tss + span // 2)
+    fig = genome_figure(GenomeView(bundle=bundle, locus=loc, gene=GENE, cell_type=CELL))
+    boxes = _label_boxes(fig, bundle, loc)
+    assert any(name == GENE for *_, name in boxes)  # the target gene is always labelled
+    for i, (y, a0, a1, n) in enumerate(boxes):
+        for y2, b0, b1, m in boxes[i + 1:]:
+            assert y != y2 or a1 < b0 or b1 < a0, (n, m)
+    genes = bundle.genes
+    in_view = genes[(genes["chrom"] == loc.chrom) & (genes["end"] > loc.start) & (genes["start"] < loc.end)]
+    hover = " ".join(next(t for t in fig.data if t.name == "genes").text)
+    assert all(f"<b>{n}</b>" in hover for n in in_view["name"])
+    gene_rows = {y for y, *_ in boxes}
+    assert len(gene_rows) <= 6
+    # rows far enough apart that a ~12 px label fits between its gene and the gene models of the row above
+    ya = fig.layout.yaxis2
+    px = (ya.domain[1] - ya.domain[0]) * (fig.layout.height - fig.layout.margin.t - fig.layout.margin.b)
+    unit = px / (ya.range[1] - ya.range[0])
+    exon_y = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data if t.type == "scatter" and t.fill == "toself" and t.yaxis == "y2"])
+    half = float(np.nanmax(np.abs(exon_y - np.round(exon_y))))
+    for y, *_ in boxes:
+        offset = y - round(y)
+        assert offset * unit + 12 <= (1 - half) * unit
+        assert (ya.range[1] - offset) * unit >= 12  # the top row's labels stay inside the track
+    if span is None and len(boxes) < len(in_view):
+        assert "unlabelled" in _notes(fig)
+
+
+def test_hic_row_says_why_it_is_empty(bundle):
+    g = bundle.gene_row(GENE)
+    tss = int(g["tss"])
+    wide = genome_figure(GenomeView(bundle=bundle, locus=Locus(g["chrom"], 0, 242_193_529), gene=GENE, cell_type=CELL))
+    assert f"zoom in to below {HIC_MAX_WIDTH // 1_000_000} Mb to see Hi-C" in _notes(wide)
+    assert not any(t.type == "heatmap" for t in wide.data)
+    narrow = genome_figure(GenomeView(bundle=bundle, locus=Locus(g["chrom"], tss, tss + MIN_WIDTH), gene=GENE,
+                                      cell_type=CELL))
+    assert "zoom out to at least" in _notes(narrow) and not any(t.type == "heatmap" for t in narrow.data)
+    blocks = [(h["start"], h["start"] + h["matrix"].shape[0] * h["bin_size"]) for h in bundle.hic.values()
+              if h["chrom"] == g["chrom"]]
+    away = max(e for _, e in blocks) + 5_000_000  # same chromosome, beyond every Hi-C block
+    off = genome_figure(GenomeView(bundle=bundle, locus=Locus(g["chrom"], away, away + 1_000_000)))
+    assert "no Hi-C bins in view" in _notes(off) and "nearest Hi-C" in _notes(off)
+    none = genome_figure(GenomeView(bundle=bundle, locus=Locus("chrUn", 1_000_000, 2_000_000)))
+    assert "no Hi-C data on chrUn" in _notes(none)
+    assert _bottom_axis(none).showticklabels and len(none.data)  # the axis is drawn even with no Hi-C
+    normal = genome_figure(GenomeView(bundle=bundle, locus=gene_locus(bundle, GENE), gene=GENE, cell_type=CELL))
+    assert any(t.type == "heatmap" for t in normal.data) and "see Hi-C" not in _notes(normal)
+
+
+def _rgb(hexcol: str) -> np.ndarray:
+    return np.array([int(hexcol[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+def test_method_colours_are_disjoint_from_truth_colours():
+    assert not {c.lower() for c in METHOD_COLORS} & {c.lower() for c in TRUTH_COLORS.values()}
+    for m in METHOD_COLORS:  # not merely different strings: visibly different colours
+        assert min(np.linalg.norm(_rgb(m) - _rgb(t)) for t in TRUTH_COLORS.values()) > 60, m
+
+
+def test_planted_members_drawn_over_decoys(bundle):
+    fig = genome_figure(GenomeView(bundle=bundle, locus=gene_locus(bundle, GENE), gene=GENE, cell_type=CELL))
+    order = [t.name for t in fig.data if (t.name or "").startswith("planted ")]
+    assert "planted decoy (simulated)" in order and len(order) >= 3
+    decoy = order.index("planted decoy (simulated)")
+    assert decoy == 0  # every planted member (promoter, enhancer-A, enhancer-B) is drawn after, on top
+    assert {n.split()[1] for n in order[1:]} <= {"promoter", "enhancer-A", "enhancer-B"}
+    # a whole other chromosome shows none of this gene's planted peaks
+    g = bundle.gene_row(GENE)
+    other = next(c for c in bundle.peaks["chrom"].unique() if c != g["chrom"])
+    far = genome_figure(GenomeView(bundle=bundle, locus=Locus(other, 0, 50_000_000), gene=GENE, cell_type=CELL))
+    assert not any((t.name or "").startswith("planted ") for t in far.data)
+
+
+def test_links_row_names_the_method_drawn(bundle):
+    res = fake_result(bundle, planted(bundle)[:3], method="saliency")
+    links = linkage_table(bundle, res)
+    loc = gene_locus(bundle, GENE)
+    # the form says grids, the shown run is saliency: the row names saliency
+    view = GenomeView(bundle=bundle, locus=loc, gene=GENE, cell_type=CELL, links=links, method="grids")
+    assert shown_method(view) == "saliency"
+    text = _notes(genome_figure(view))
+    assert "Links (saliency)" in text and "Links (grids)" not in text
+    # no run shown: no claim about a method
+    empty = _notes(genome_figure(GenomeView(bundle=bundle, locus=loc, gene=GENE, cell_type=CELL, method="grids")))
+    assert "Links (grids)" not in empty and "Links <i>(no run)</i>" in empty
 
 
 # ---- redundancy panel -----------------------------------------------------------------------------
