@@ -126,12 +126,52 @@ def _p_text(p: float | None) -> str:
     return f"{p:.2f}"
 
 
-def _image_axes(fig: go.Figure, rows: int, cols: int) -> None:
-    """Square pixels, row 0 at the top, no ticks, on every subplot."""
+# ---- image grids: sizes in pixels, so titles never collide or leave the figure ------------------------------
+HALF_CARD_PX = 440  # narrowest half-width card: the page grid is repeat(auto-fit, minmax(440px, 1fr))
+FULL_CARD_PX = 900  # narrowest full-width card at a 1280 px window (about 970 px there)
+TITLE_FONT_PX = 10  # subplot titles
+_LINE_PX = 14  # height of one subplot-title line at TITLE_FONT_PX, with leading
+_CHAR_EM = 0.6  # generous mean glyph width (Inter / Helvetica / Arial), in em
+_EDGE_PX = 8  # left, right and bottom margin
+_GAP_PX = 8  # between image columns
+_MIN_SIDE_PX, _MAX_SIDE_PX = 56, 150
+
+
+def text_px(text: str, size: float = TITLE_FONT_PX) -> float:
+    """Generous width estimate, in px, of the widest line of a plotly text (lines split at ``<br>``)."""
+    return max(len(line) for line in text.split("<br>")) * _CHAR_EM * size
+
+
+def column_px(width: float, cols: int) -> float:
+    """Width of one image column when ``cols`` columns share a figure ``width`` px wide."""
+    return (width - 2 * _EDGE_PX - (cols - 1) * _GAP_PX) / cols
+
+
+def panels_per_row(titles: Sequence[str], n: int, width: float) -> int:
+    """The most panels (at most ``n``) per row whose titles and images still fit a figure ``width`` px wide."""
+    need = max([text_px(t) for t in titles] + [_MIN_SIDE_PX])
+    return next((c for c in range(max(n, 1), 1, -1) if column_px(width, c) >= need), 1)
+
+
+def image_grid(titles: Sequence[str], rows: int, cols: int, width: float) -> go.Figure:
+    """Empty rows x cols grid of square image panels laid out in pixels for a figure ``width`` px wide.
+
+    Each row is preceded by a band as tall as the longest title, so titles sit between rows instead of on the
+    images; the height follows from the image side (the column width at ``width``, capped). On a wider figure
+    the images keep that side and centre in their columns; on a narrower one they shrink under their titles.
+    """
+    side = min(max(column_px(width, cols), _MIN_SIDE_PX), _MAX_SIDE_PX)
+    band = max((t.count("<br>") + 1 for t in titles), default=1) * _LINE_PX + 4
+    plot_h = rows * side + (rows - 1) * band
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles),
+                        horizontal_spacing=_GAP_PX / (width - 2 * _EDGE_PX),
+                        vertical_spacing=band / plot_h if rows > 1 else 0.0)
     for i in range(1, rows * cols + 1):
         sfx = "" if i == 1 else str(i)
         fig.layout[f"xaxis{sfx}"].update(visible=False, constrain="domain", range=[-0.5, IMAGE_SHAPE[1] - 0.5])
-        fig.layout[f"yaxis{sfx}"].update(visible=False, autorange="reversed", scaleanchor=f"x{sfx}", constrain="domain")
+        fig.layout[f"yaxis{sfx}"].update(visible=False, autorange="reversed", scaleanchor=f"x{sfx}",
+                                         constrain="domain", constraintoward="top")
+    return _frame(fig, round(band + plot_h + _EDGE_PX), None, top=band)
 
 
 def _add_image(fig: go.Figure, img: np.ndarray, row: int, col: int, name: str, overlay: np.ndarray | None = None,
@@ -144,10 +184,10 @@ def _add_image(fig: go.Figure, img: np.ndarray, row: int, col: int, name: str, o
 
 
 def _frame(fig: go.Figure, height: int, title: str | None = None, top: int = 40) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=8, r=8, t=top, b=8), plot_bgcolor="white", paper_bgcolor="white",
-                      font=_FONT, showlegend=False,
+    fig.update_layout(height=height, margin=dict(l=_EDGE_PX, r=_EDGE_PX, t=top, b=_EDGE_PX), plot_bgcolor="white",
+                      paper_bgcolor="white", font=_FONT, showlegend=False,
                       title=dict(text=title, x=0.01, font=dict(size=12)) if title else None)
-    fig.update_annotations(font=dict(size=10.5))
+    fig.update_annotations(font=dict(size=TITLE_FONT_PX))
     return fig
 
 
@@ -179,65 +219,71 @@ def delta_phi_figure(deltas: Mapping[str, Sequence[float]], L: int | None = None
     return fig
 
 
+def _grid_cell(k: int, per_row: int) -> tuple[int, int]:
+    """1-based (row, col) of the k-th (0-based) panel in rows of ``per_row``."""
+    return k // per_row + 1, k % per_row + 1
+
+
 def global_masks_figure(subsets: Mapping[str, Sequence[int]], background: np.ndarray | None = None) -> go.Figure:
-    """The global mask per method: its L pixels in red on a faint mean test 8 (28x28 each)."""
+    """The global mask per method: its L pixels in red on a faint mean test 8 (28x28 each), in a full-width card."""
     order = list(subsets)
-    n = max(len(order), 1)
-    fig = make_subplots(rows=1, cols=n, subplot_titles=[f"{m} · {len(subsets[m])} px" for m in order],
-                        horizontal_spacing=0.02)
+    titles = [f"{m}<br>{len(subsets[m])} px" for m in order]
+    per_row = panels_per_row(titles, len(order), FULL_CARD_PX)
+    fig = image_grid(titles, math.ceil(max(len(order), 1) / per_row), per_row, FULL_CARD_PX)
     bg = as_image(background) if background is not None else None
-    for j, m in enumerate(order, start=1):
+    for k, m in enumerate(order):
+        row, col = _grid_cell(k, per_row)
         if bg is not None:
-            _add_image(fig, bg, 1, j, "mean test 8", opacity=0.35)
+            _add_image(fig, bg, row, col, "mean test 8", opacity=0.35)
         fig.add_trace(go.Heatmap(z=mask_image(subsets[m]), colorscale=_MASK_RED, zmin=0, zmax=1, showscale=False,
                                  name=f"{m} mask", meta=m,
-                                 hovertemplate="row %{y}, col %{x}<extra>" + m + "</extra>"), row=1, col=j)
-    _image_axes(fig, 1, n)
-    return _frame(fig, 210, None, top=26)
+                                 hovertemplate="row %{y}, col %{x}<extra>" + m + "</extra>"), row=row, col=col)
+    return fig
 
 
 def masked_examples_figure(images: np.ndarray, subsets: Mapping[str, Sequence[int]],
                            p_before: Sequence[float] | None = None,
                            p_after: Mapping[str, Sequence[float]] | None = None,
                            labels: Sequence[str] | None = None) -> go.Figure:
-    """Figure 2: a row of original test 8s, then one row per method with its pixels set to 0 (shown red)."""
+    """Figure 2: a row of original test 8s, then one row per method with its pixels set to 0 (shown red).
+
+    Titles are two lines (name, then p(8)) so that four columns fit a half-width card.
+    """
     imgs = [as_image(x) for x in np.asarray(images, dtype=float).reshape(-1, N_PIXELS)]
     order = list(subsets)
     rows, cols = 1 + len(order), max(len(imgs), 1)
     labels = list(labels or [f"test 8 #{i}" for i in range(len(imgs))])
-    titles = []
-    for i in range(cols):
-        pb = f" · p(8) {_p_text(p_before[i])}" if p_before is not None else ""
-        titles.append(f"{labels[i]}{pb}")
+    titles = [labels[i] + (f"<br>p(8) {_p_text(p_before[i])}" if p_before is not None else "") for i in range(cols)]
     for m in order:
         for i in range(cols):
-            pa = f" · p(8) {_p_text(p_after[m][i])}" if p_after is not None and m in p_after else ""
-            titles.append(f"{m}{pa}")
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.045)
+            titles.append(m + (f"<br>p(8) {_p_text(p_after[m][i])}" if p_after is not None and m in p_after else ""))
+    fig = image_grid(titles, rows, cols, HALF_CARD_PX)
     for i, img in enumerate(imgs, start=1):
         _add_image(fig, img, 1, i, "original")
         for r, m in enumerate(order, start=2):
             _add_image(fig, masked_image(img, subsets[m]), r, i, m, overlay=mask_image(subsets[m]))
-    _image_axes(fig, rows, cols)
-    return _frame(fig, 40 + 150 * rows, None, top=24)
+    return fig
 
 
 def masked_detail_figure(image: np.ndarray, subsets: Mapping[str, Sequence[int]], p_before: float | None = None,
                          p_after: Mapping[str, float] | None = None, label: str = "test 8") -> go.Figure:
-    """One test image, original and masked by every method, titled with p(8) before -> after."""
+    """One test image, original and masked by every method, titled with p(8) before -> after.
+
+    The panels wrap into as many rows as a half-width card needs for every title to fit.
+    """
     order = list(subsets)
-    cols = 1 + len(order)
     titles = [f"{label}<br>p(8) {_p_text(p_before)}"]
     for m in order:
         pa = p_after.get(m) if p_after else None
         titles.append(f"{m}<br>p(8) {_p_text(p_before)} → {_p_text(pa)}" if pa is not None else m)
-    fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.02)
+    per_row = panels_per_row(titles, len(titles), HALF_CARD_PX)
+    fig = image_grid(titles, math.ceil(len(titles) / per_row), per_row, HALF_CARD_PX)
     img = as_image(image)
     _add_image(fig, img, 1, 1, "original")
-    for j, m in enumerate(order, start=2):
-        _add_image(fig, masked_image(img, subsets[m]), 1, j, m, overlay=mask_image(subsets[m]))
-    _image_axes(fig, 1, cols)
-    return _frame(fig, 210, None, top=38)
+    for k, m in enumerate(order, start=1):
+        row, col = _grid_cell(k, per_row)
+        _add_image(fig, masked_image(img, subsets[m]), row, col, m, overlay=mask_image(subsets[m]))
+    return fig
 
 
 # ------------------------------------------------------------------------------------------ tables and text

@@ -13,14 +13,47 @@ from layouts.genome import EFFECT_SCALE, fmt_distance
 _FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=11)
 
 
-def _base(fig: go.Figure, title: str, height: int = 300) -> go.Figure:
+# ---- pixel budget below the plot area: x tick labels, x-axis title, gap, legend (one entry per line) --------
+TOP_PX = 36  # figure title
+TICKS_PX = 22  # x tick labels (font 11) under the axis line
+XTITLE_STANDOFF_PX = 6  # tick labels -> x-axis title
+XTITLE_PX = 16  # one line of x-axis title (font 10)
+LEGEND_GAP_PX = 6  # x-axis title -> legend
+LEGEND_ROW_PX = 20  # one vertical legend entry (font 10)
+LEGEND_PAD_PX = 8
+SIDE_PX = 10
+
+
+def legend_entries(fig: go.Figure) -> int:
+    """Traces that draw a legend entry (heatmaps only do when asked to)."""
+    return sum(1 for t in fig.data if t.showlegend is True or (t.showlegend is None and t.type != "heatmap"))
+
+
+def bottom_px(n_legend: int, x_title: bool = True) -> tuple[int, int]:
+    """(space under the plot for tick labels and x title, space for the legend) in px; their sum is the margin."""
+    axis = TICKS_PX + (XTITLE_STANDOFF_PX + XTITLE_PX if x_title else 0)
+    legend = LEGEND_GAP_PX + n_legend * LEGEND_ROW_PX + LEGEND_PAD_PX if n_legend else 0
+    return axis, legend
+
+
+def _base(fig: go.Figure, title: str, plot_height: int = 224, x_title: str | None = None) -> go.Figure:
+    """Common frame: the legend is pinned to the figure's bottom edge (right-aligned with the plot, so it may reach
+    into the free space under long y labels), under a margin reserved in pixels for the tick labels and the x-axis
+    title, so the three never overlap whatever the plot height."""
+    n = legend_entries(fig)
+    axis, legend = bottom_px(n, x_title is not None)
     fig.update_layout(
-        title=dict(text=title, x=0.02, font=dict(size=12)), height=height + 60, margin=dict(l=10, r=10, t=36, b=100),
-        plot_bgcolor="white", paper_bgcolor="white", font=_FONT, showlegend=True,
-        legend=dict(orientation="v", y=-0.2, yanchor="top", x=0, font=dict(size=10)),
+        title=dict(text=title, x=0.02, font=dict(size=12)), height=TOP_PX + plot_height + axis + legend,
+        margin=dict(l=SIDE_PX, r=SIDE_PX, t=TOP_PX, b=axis + legend),
+        plot_bgcolor="white", paper_bgcolor="white", font=_FONT, showlegend=n > 0,
+        legend=dict(orientation="v", xref="paper", x=1, xanchor="right", yref="container", y=0,
+                    yanchor="bottom", font=dict(size=10), tracegroupgap=0),
     )
-    fig.update_xaxes(showline=True, linecolor="#ccc", gridcolor="#eee", zerolinecolor="#bbb")
-    fig.update_yaxes(showline=True, linecolor="#ccc", gridcolor="#eee", zerolinecolor="#bbb")
+    fig.update_xaxes(showline=True, linecolor="#ccc", gridcolor="#eee", zerolinecolor="#bbb", automargin=True)
+    fig.update_yaxes(showline=True, linecolor="#ccc", gridcolor="#eee", zerolinecolor="#bbb", automargin=True)
+    if x_title is not None:
+        # upright tick labels keep their height (TICKS_PX) on a narrow plot; rotated ones would push the title down
+        fig.update_xaxes(title=dict(text=x_title, font=dict(size=10), standoff=XTITLE_STANDOFF_PX), tickangle=0)
     return fig
 
 
@@ -35,36 +68,54 @@ def empty_figure(message: str, height: int = 200) -> go.Figure:
     return fig
 
 
-def member_labels(result, links: pd.DataFrame | None = None) -> list[str]:
-    """``#rank peak (distance)`` for each subset member, in rank order."""
+MAX_NAME_CHARS = 26  # longer peak names are shortened in the middle on axis labels (hover keeps them whole)
+
+
+def short_name(name: str, limit: int = MAX_NAME_CHARS) -> str:
+    """``name`` cut to ``limit`` characters by an ellipsis in the middle (both ends stay readable)."""
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return name[:head] + "…" + name[len(name) - (limit - 1 - head):]
+
+
+def member_labels(result, links: pd.DataFrame | None = None, limit: int | None = None) -> list[str]:
+    """``#rank peak (distance)`` for each subset member, in rank order; peak names cut to ``limit`` chars if given."""
     out = []
     for k, name in enumerate(result.peak_names):
         dist = ""
         if links is not None and k < len(links):
             dist = f" ({fmt_distance(links['distance_to_tss'].iloc[k])})"
-        out.append(f"#{k + 1} {name}{dist}")
+        out.append(f"#{k + 1} {short_name(str(name), limit) if limit else name}{dist}")
     return out
+
+
+def member_plot_px(n_members: int) -> int:
+    """Plot-area height for ``n_members`` rows of paired bars (24 px a member, at least 140 px)."""
+    return max(140, 20 + 24 * n_members)
 
 
 def drop_one_figure(result, links: pd.DataFrame | None = None) -> go.Figure:
     """Drop-one effect of each member (and its effect alone): small drop-one but large joint effect = redundancy."""
-    labels = member_labels(result, links)
+    labels = member_labels(result, links, limit=MAX_NAME_CHARS)
+    full = member_labels(result, links)
     fig = go.Figure()
     drop = np.asarray(result.drop_one, dtype=float)
     fig.add_trace(go.Bar(
-        y=labels, x=drop, orientation="h", name="drop-one: J(S∖r) − J(S)",
+        y=labels, x=drop, orientation="h", name="drop-one: J(S∖r) − J(S)", customdata=full,
         marker_color=["#b2182b" if v >= 0 else "#2166ac" for v in drop],
-        hovertemplate="%{y}<br>drop-one ΔJ %{x:+.4g}<extra></extra>",
+        hovertemplate="%{customdata}<br>drop-one ΔJ %{x:+.4g}<extra></extra>",
     ))
     if len(result.single) == len(drop):
         fig.add_trace(go.Bar(
             y=labels, x=np.asarray(result.single, dtype=float), orientation="h", name="alone: J({r}) − J(∅)",
-            marker_color="rgba(120,120,120,0.55)", hovertemplate="%{y}<br>alone ΔJ %{x:+.4g}<extra></extra>",
+            customdata=full, marker_color="rgba(120,120,120,0.55)",
+            hovertemplate="%{customdata}<br>alone ΔJ %{x:+.4g}<extra></extra>",
         ))
-    _base(fig, "Members: drop-one effect vs effect alone", height=max(260, 70 + 22 * len(labels)))
+    _base(fig, "Members: drop-one effect vs effect alone", plot_height=member_plot_px(len(labels)),
+          x_title="ΔJ (objective units)")
     fig.update_layout(barmode="group", bargap=0.25)
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=9))
-    fig.update_xaxes(title=dict(text="ΔJ (objective units)", font=dict(size=10)))
     return fig
 
 
@@ -102,7 +153,7 @@ def pairwise_figure(result, mode: str = "excess", links: pd.DataFrame | None = N
     ))
     title = ("Pairwise redundancy: J(S∖{i,j}) − J(S) − drop_i − drop_j" if mode == "excess"
              else "Pairwise joint drop: J(S∖{i,j}) − J(S)")
-    _base(fig, title, height=320)
+    _base(fig, title, plot_height=244)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showgrid=False)
     fig.update_xaxes(showgrid=False)
     return fig
@@ -118,8 +169,7 @@ def trajectory_figure(result) -> go.Figure:
     if math.isfinite(result.baseline_objective):
         fig.add_hline(y=result.baseline_objective, line=dict(dash="dot", color="#999"),
                       annotation_text="J(∅) baseline", annotation_font_size=9)
-    _base(fig, f"Objective trajectory ({result.method})")
-    fig.update_xaxes(title=dict(text="step", font=dict(size=10)))
+    _base(fig, f"Objective trajectory ({result.method})", x_title="step")
     fig.update_yaxes(title=dict(text="J (lower = stronger)", font=dict(size=10)))
     return fig
 
@@ -142,7 +192,7 @@ def effect_vs_l_figure(runs: list[dict], current_run: str | None = None) -> go.F
     if len(cur):
         fig.add_trace(go.Scatter(x=cur["L"], y=cur["heldout_delta"], mode="markers", name="this run",
                                  marker=dict(color="#c0392b", size=11, symbol="diamond")))
-    _base(fig, "Held-out effect vs subset size L")
-    fig.update_xaxes(title=dict(text="L", font=dict(size=10)), dtick=None)
+    _base(fig, "Held-out effect vs subset size L", x_title="L")
+    fig.update_xaxes(dtick=None)
     fig.update_yaxes(title=dict(text="held-out Δ prediction", font=dict(size=10)))
     return fig

@@ -73,7 +73,7 @@ def test_masked_image_zeroes_exactly_the_subset():
     originals = [t for t in fig.data if t.name == "original"]
     assert len(originals) == 4 and np.allclose(np.asarray(originals[0].z).reshape(-1), images[0])
     titles = [a.text for a in fig.layout.annotations]
-    assert "grids · p(8) 0.10" in titles and "test 8 #0 · p(8) 0.90" in titles
+    assert "grids<br>p(8) 0.10" in titles and "test 8 #0<br>p(8) 0.90" in titles
 
 
 def test_detail_figure_titles_before_and_after():
@@ -83,6 +83,83 @@ def test_detail_figure_titles_before_and_after():
     assert titles == ["test 8 #5<br>p(8) 0.97", "grids<br>p(8) 0.97 → 0.03", "random<br>p(8) 0.97 → 0.96"]
     (grids,) = [t for t in fig.data if t.name == "grids"]
     assert np.all(np.asarray(grids.z).reshape(-1)[[1, 2]] == 0)
+
+
+# ------------------------------------------------------------------------------------------ image-grid geometry
+
+ALL_METHODS = lay.engine_methods()
+HALF_WIDTHS = (lay.HALF_CARD_PX, 477, 587)  # narrowest half card; the card at 1280 and 1500 px windows
+FULL_WIDTHS = (lay.FULL_CARD_PX, 972, 1192)
+
+
+def _all_subsets(L: int = 64) -> dict[str, list[int]]:
+    return {m: list(range(k, k + L)) for k, m in enumerate(ALL_METHODS)}
+
+
+def _examples():
+    subsets = _all_subsets()
+    return lay.masked_examples_figure(np.stack([_image(i) for i in range(4)]), subsets, [0.999, 0.97, 0.5, 0.004],
+                                      {m: [0.02, 0.35, 0.999, 0.001] for m in subsets})
+
+
+def _detail():
+    subsets = _all_subsets()
+    return lay.masked_detail_figure(_image(), subsets, 0.999, {m: 0.012 for m in subsets}, label="test 8 #123")
+
+
+def _masks():
+    return lay.global_masks_figure(_all_subsets(128), background=_image())
+
+
+def _panels(fig) -> list[tuple[str, tuple, tuple]]:
+    """(title, x domain, y domain) of every titled panel, in make_subplots order."""
+    out = []
+    for k, ann in enumerate(fig.layout.annotations):
+        sfx = "" if k == 0 else str(k + 1)
+        out.append((ann.text, tuple(fig.layout[f"xaxis{sfx}"].domain), tuple(fig.layout[f"yaxis{sfx}"].domain)))
+    return out
+
+
+@pytest.mark.parametrize("build, widths", [(_examples, HALF_WIDTHS), (_detail, HALF_WIDTHS), (_masks, FULL_WIDTHS)])
+def test_subplot_titles_fit_their_band_and_column(build, widths):
+    """In pixels: every title lies inside the paper, in the band above its own panel, and is narrower than its
+    column at every card width the page gives the figure."""
+    fig = build()
+    H, m = fig.layout.height, fig.layout.margin
+    plot_h = H - m.t - m.b
+    panels = _panels(fig)
+    assert len(panels) == len({(x, y) for _, x, y in panels})  # one title per panel
+    for title, (x0, x1), (_, y1) in panels:
+        lines = title.count("<br>") + 1
+        top_px = m.t + (1 - y1) * plot_h  # the title's baseline box sits on the panel's top edge
+        assert top_px - lines * lay._LINE_PX >= 0, title  # inside the paper, not cut at the top
+        above = [d0 for _, xd, (d0, _) in panels if xd == (x0, x1) and d0 > y1]
+        if above:  # the band between this panel and the one above holds the title
+            assert (min(above) - y1) * plot_h >= lines * lay._LINE_PX, title
+        for width in widths:
+            plot_w = width - m.l - m.r
+            assert lay.text_px(title) <= (x1 - x0) * plot_w, (title, width)
+            centre = m.l + (x0 + x1) / 2 * plot_w
+            assert centre - lay.text_px(title) / 2 >= 0 and centre + lay.text_px(title) / 2 <= width, (title, width)
+
+
+def test_image_grid_sizes_and_wrapping():
+    """Height follows the rows; detail panels wrap to what fits a half card; no panel or title is dropped."""
+    ex, det, masks = _examples(), _detail(), _masks()
+    assert len(ex.layout.annotations) == 4 * (1 + len(ALL_METHODS))
+    m = ex.layout.margin
+    for _, (x0, x1), (y0, y1) in _panels(ex):  # rows as tall as the columns are wide at the narrowest card
+        assert (y1 - y0) * (ex.layout.height - m.t - m.b) >= (x1 - x0) * (lay.HALF_CARD_PX - m.l - m.r) - 1
+    per_row = lay.panels_per_row([a.text for a in det.layout.annotations], 1 + len(ALL_METHODS), lay.HALF_CARD_PX)
+    assert 1 < per_row < 1 + len(ALL_METHODS)  # 11 panels cannot share one row of a half card
+    rows = {tuple(det.layout[f"yaxis{'' if k == 0 else k + 1}"].domain) for k in range(len(det.layout.annotations))}
+    assert len(rows) == math.ceil((1 + len(ALL_METHODS)) / per_row)
+    assert {t.name for t in det.data} >= {"original", *ALL_METHODS}
+    assert len(masks.layout.annotations) == len(ALL_METHODS)
+    # two methods: one row, images no larger than the cap, so the figure stays short
+    two = lay.global_masks_figure({"grids": [1], "random": [2]})
+    assert two.layout.height <= 150 + 60
+    assert lay.panels_per_row(["x" * 200], 5, 440) == 1
 
 
 def test_violin_one_trace_per_method_with_every_point():
@@ -190,6 +267,56 @@ def _free_port() -> int:
 def browser_type_launch_args(browser_type_launch_args):
     """Debian's chromium with the flags that work here (never `playwright install`)."""
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+PLOTLY_JS = Path(__import__("plotly").__file__).parent / "package_data" / "plotly.min.js"
+_RENDER_JS = """async ([spec, width]) => {
+  const gd = document.getElementById('g');
+  spec.layout.width = width;
+  await Plotly.newPlot(gd, spec.data, spec.layout, {staticPlot: true});
+  const box = el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const all = sel => Array.from(gd.querySelectorAll(sel)).map(box);
+  return {paper: box(gd.querySelector('svg.main-svg')), annotations: all('g.annotation'), images: all('g.hm image'),
+          xtitle: all('.g-xtitle text'), xticks: all('.xtick text'), yticks: all('.ytick text'),
+          legend: all('g.legend'), title: all('.g-gtitle text')};
+}"""
+
+
+def render_boxes(page, fig, width: int) -> dict[str, list]:
+    """Draw ``fig`` ``width`` px wide with the plotly.js the app serves; bounding boxes [x0, y0, x1, y1] by part."""
+    page.set_content("<html><body style='margin:0'><div id='g'></div></body></html>")
+    page.add_script_tag(path=str(PLOTLY_JS))
+    return page.evaluate(_RENDER_JS, [json.loads(fig.to_json()), width])
+
+
+def inside(box, outer, tol: float = 0.5) -> bool:
+    return (box[0] >= outer[0] - tol and box[1] >= outer[1] - tol and box[2] <= outer[2] + tol
+            and box[3] <= outer[3] + tol)
+
+
+def overlap(a, b, tol: float = 0.5) -> bool:
+    return a[0] < b[2] - tol and b[0] < a[2] - tol and a[1] < b[3] - tol and b[1] < a[3] - tol
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+@pytest.mark.parametrize("build, widths", [(_examples, HALF_WIDTHS), (_detail, HALF_WIDTHS), (_masks, FULL_WIDTHS)])
+def test_rendered_titles_and_images_stay_inside_and_apart(page, build, widths):
+    """Drawn by plotly.js at the page's card widths: no title or image is cut by the figure's edge, no two titles
+    touch, no title covers an image, and every image keeps a readable size."""
+    fig = build()
+    for width in widths:
+        r = render_boxes(page, fig, width)
+        paper, titles, images = r["paper"], r["annotations"], r["images"]
+        assert len(titles) == len(fig.layout.annotations) and images
+        for t in titles:
+            assert inside(t, paper), (width, t, paper)
+        for i, a in enumerate(titles):
+            assert not any(overlap(a, b) for b in titles[i + 1 :]), (width, a)
+        for im in images:
+            assert inside(im, paper), (width, im, paper)
+            assert min(im[2] - im[0], im[3] - im[1]) >= 56, (width, im)
+            assert not any(overlap(t, im) for t in titles), (width, im)
 
 
 @pytest.fixture(scope="module")
