@@ -20,7 +20,7 @@ from dash import Dash
 from callbacks import register_all
 from callbacks.state import DEFAULT_PAIR, AppState, method_registry
 from grids_core.settings import Settings
-from layouts.components import cell_options, gene_options
+from layouts.components import cell_options, gene_options, method_options
 from layouts.pages import Choices, shell
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -48,7 +48,7 @@ def background_manager(settings: Settings):
 
 def choices_for(state: AppState) -> Choices:
     """What the controls offer, from the bundle, the model and the method registry (or the error why not)."""
-    methods = [{"label": name, "value": name, "title": desc} for name, desc in method_registry().items()]
+    methods = method_options(method_registry())
     c, err = state.try_ctx()
     if c is None:
         return Choices(methods=methods, error=f"The data could not be loaded: {err}")

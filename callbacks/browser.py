@@ -18,6 +18,8 @@ from layouts.components import (
     cell_options,
     heldout_card,
     listed_links_table,
+    marker_hint,
+    method_options,
     overlay_table,
     quality_note,
     run_summary,
@@ -154,20 +156,23 @@ def register(app: Dash, state: AppState) -> None:
         Output(ids.CELL, "options"),
         Output(ids.GENE_INFO, "children"),
         Input(ids.GENE, "value"),
+        Input(ids.CELL, "value"),
     )
-    def gene_changed(gene):
+    def gene_changed(gene, cell):
         """Suggest the marker cell types of the gene and say how well the surrogate predicts it."""
         c, err = state.try_ctx()
         if c is None:
             return [], alert(err)
-        opts = cell_options(c.bundle.cell_types, c.bundle.marker_pairs(), gene)
+        markers = c.bundle.marker_pairs()
+        opts = cell_options(c.bundle.cell_types, markers, gene)
         if not gene:
             return opts, None
         try:
             name = str(c.bundle.gene_row(gene)["name"])
         except GridsError as exc:
             return opts, alert(str(exc))
-        return opts, quality_note(name, c.model.gene_r(name), c.model.predictable(name))
+        return opts, [quality_note(name, c.model.gene_r(name), c.model.predictable(name)),
+                      marker_hint(name, cell, markers)]
 
     @app.callback(
         Output(ids.OVERLAY, "options"),
@@ -177,7 +182,7 @@ def register(app: Dash, state: AppState) -> None:
     )
     def method_changed(method, chosen):
         """Overlay choices: every other method of the engine's registry."""
-        others = [{"label": f"{m} — {d}"[:70], "value": m} for m, d in method_registry().items() if m != method]
+        others = method_options(method_registry(), exclude=method)
         keep = [m for m in (chosen or []) if m != method]
         return others, keep
 

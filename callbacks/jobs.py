@@ -14,10 +14,11 @@ import os
 import time
 from dataclasses import asdict
 
-from dash import Dash, Input, Output, State, no_update
+from dash import Dash, Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks.jobboard import JobBoard
+from callbacks.navigation import encode_query
 from callbacks.state import AppState
 from grids_core import jobs
 from grids_core.errors import CancelledError, GridsError, SettingsError
@@ -142,6 +143,33 @@ def execute_job(state: AppState, board: JobBoard, trigger: dict, report) -> dict
     return {"run_id": result.run_id, "status": "done", "stored": stored}
 
 
+def end_of_job(done: dict, request: dict, gene, cell, method, L) -> tuple:
+    """(run to show or no_update, message) when a job ends; the form shows (gene, cell, method, L) now.
+
+    A run is shown only while the form still asks for it: if the user moved to another gene, cell type,
+    method or L while it ran, the view stays and the message links to the finished run instead.
+    """
+    rid = done.get("run_id")
+    if done.get("status") == "cancelled":
+        return no_update, alert("Run cancelled: the search was stopped and nothing was stored.", color="warning")
+    if done.get("status") != "done":
+        return no_update, alert(f"Run failed: {done.get('message', 'unknown error')}")
+    asked = (request.get("gene"), request.get("cell_type"), request.get("method", "grids"), request.get("L"))
+    if asked == (gene, cell, method, _int_or_none(L)):
+        return rid, alert(f"Run {rid} finished.", color="success", duration=4000)
+    href = "/" + encode_query(asked[0], asked[1], asked[2], asked[3], None, rid)
+    return no_update, alert([f"Run {rid} ({asked[0]} in {asked[1]}, {asked[2]}, L = {asked[3]}) finished while "
+                             "the form asked for another view; ", dcc.Link("show it", href=href), "."],
+                            color="info")
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def single_thread_after_fork(state: AppState) -> None:
     """In a forked job process, run torch single-threaded: OpenMP pools inherited through fork deadlock."""
     if os.getpid() != state.pid:
@@ -218,9 +246,10 @@ def register(app: Dash, state: AppState, manager) -> None:
         Output(ids.JOB_ALERT, "children", allow_duplicate=True),
         Input(ids.JOB_DONE, "data"),
         State(ids.JOB, "data"),
+        *[State(i, "value") for i in (ids.GENE, ids.CELL, ids.METHOD, ids.L)],
         prevent_initial_call=True,
     )
-    def finish(done, job):
+    def finish(done, job, *shown):
         """Show the finished run, or say in place why there is none."""
         if not done:
             raise PreventUpdate
@@ -228,11 +257,8 @@ def register(app: Dash, state: AppState, manager) -> None:
         if job.get("run_id") not in (None, done.get("run_id")):
             raise PreventUpdate  # an older job ended after a newer one started
         job["status"] = done["status"]
-        if done["status"] == "done":
-            return done["run_id"], job, alert(f"Run {done['run_id']} finished.", color="success", duration=4000)
-        if done["status"] == "cancelled":
-            return no_update, job, alert("Run cancelled: the search was stopped and nothing was stored.", color="warning")
-        return no_update, job, alert(f"Run failed: {done.get('message', 'unknown error')}")
+        view_run, message = end_of_job(done, job.get("request") or {}, *shown)
+        return view_run, job, message
 
     @app.callback(
         Output(ids.JOB, "data", allow_duplicate=True),

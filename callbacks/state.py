@@ -18,18 +18,10 @@ DEFAULT_PAIR = ("VIP", "GAD1")
 
 
 def method_registry() -> dict[str, str]:
-    """Method name -> description from the engine's registry (GRIDS at least, baselines as they land)."""
-    try:
-        from grids_core.explain.registry import methods
+    """Method name -> description, from the engine's registry."""
+    from grids_core.explain.registry import methods
 
-        return dict(methods())
-    except Exception:  # noqa: BLE001 - registry being written or a baseline failing to import
-        try:
-            from grids_core.explain.registry import METHODS
-
-            return dict(METHODS)
-        except Exception:  # noqa: BLE001
-            return {"grids": "GRIDS subset search"}
+    return dict(methods())
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dash import html
 from layouts.genome import fmt_distance
 
 
-def alert(message: str, color: str = "danger", **kw) -> dbc.Alert:
+def alert(message: str | list, color: str = "danger", **kw) -> dbc.Alert:
     """An in-place message (errors a user can cause are shown like this, never as a traceback)."""
     return dbc.Alert(message, color=color, className="grids-alert", dismissable=True, **kw)
 
@@ -47,6 +47,27 @@ def gene_options(genes: list[str], markers: list[tuple[str, str]], quality: dict
     return out
 
 
+METHOD_BLURBS = {  # one short phrase per method for dropdowns; the registry's full text is the hover title
+    "grids": "subset search",
+    "saliency": "gradient × (v − x)",
+    "smoothgrad": "noise-averaged saliency",
+    "ig": "integrated gradients",
+    "ablation": "exact one-peak ablation",
+    "random": "random subset (control)",
+    "sage": "Shapley-style importance",
+    "lime": "local linear surrogate",
+    "cxplain": "learned masked-loss importance",
+    "fimap": "learned continuous mask",
+    "correlation": "peak–gene Pearson r, ±500 kb",
+}
+
+
+def method_options(registry: dict[str, str], exclude: str | None = None) -> list[dict]:
+    """Dropdown options 'name — short phrase' with the full description as the option's hover title."""
+    return [{"label": f"{m} — {METHOD_BLURBS[m]}" if m in METHOD_BLURBS else m, "value": m, "title": d}
+            for m, d in registry.items() if m != exclude]
+
+
 def cell_options(cell_types: list[str], markers: list[tuple[str, str]], gene: str | None) -> list[dict]:
     """Cell-type options; types paired with ``gene`` as a marker are starred and listed first."""
     paired = {c for c, g in markers if g == gene}
@@ -71,6 +92,15 @@ def provenance_banner(manifest: dict) -> html.Div:
     if not parts:
         parts = [html.Span("Provenance of the layers is not recorded in this bundle.")]
     return html.Div(parts, className="prov-banner", id="provenance-banner")
+
+
+def marker_hint(gene: str, cell: str | None, markers: list[tuple[str, str]]) -> html.Div | None:
+    """A line when ``gene`` is a marker of other cell types than ``cell`` (e.g. the gene changed, the type kept)."""
+    paired = [ct for ct, g in markers if g == gene]
+    if not paired or cell in paired:
+        return None
+    return html.Div(f"{gene} is a marker of {', '.join(paired)} (★ in Cell type); {cell or 'the cell type chosen'} "
+                    "is not one of its marker pairs.", className="muted small")
 
 
 def quality_note(gene: str, r: float, predictable: bool) -> html.Div:
@@ -203,7 +233,8 @@ LINK_COLUMNS = [
 ]
 
 RUN_COLUMNS = [
-    {"field": "created", "headerName": "created", "sort": "desc", "minWidth": 205},
+    {"field": "created", "headerName": "created (UTC)", "sort": "desc", "minWidth": 165,  # ISO text sorts as time
+     "valueFormatter": {"function": "params.value ? params.value.slice(0, 16).replace('T', ' ') : ''"}},
     {"field": "gene", "headerName": "gene", "minWidth": 90},
     {"field": "cell_type", "headerName": "cell type", "minWidth": 115},
     {"field": "method", "headerName": "method", "minWidth": 110},

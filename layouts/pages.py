@@ -197,11 +197,12 @@ def runs_page(choices: Choices) -> html.Div:
         html.Div("Click a row to open that run in the browser.", className="muted small"),
         dag.AgGrid(
             id=ids.RUNS_TABLE, rowData=[], columnDefs=RUN_COLUMNS, className="ag-theme-alpine grids-grid",
-            defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 70},
+            # flex widths fill the page without sizeColumnsToFit, which warns (#29) while the page is hidden
+            defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 70, "flex": 1},
             dashGridOptions={"domLayout": "autoHeight", "rowHeight": 28, "pagination": True, "paginationPageSize": 25,
                              "paginationPageSizeSelector": [25, 50, 100],
                              "localeText": {"noRowsToShow": "No stored runs match."}},
-            getRowId="params.data.run_id", columnSize="responsiveSizeToFit",
+            getRowId="params.data.run_id",
         ),
     ], className="page-pad")
 

@@ -10,16 +10,18 @@ import time
 from dataclasses import asdict
 
 import pytest
+from dash import dcc, no_update
 
 from callbacks.browser import build_view, locus_from_relayout
 from callbacks.igv import fai_text, fasta_bytes, fasta_layout
 from callbacks.jobboard import JobBoard
-from callbacks.jobs import execute_job, request_from_dict, request_from_form, resolve_request
+from callbacks.jobs import end_of_job, execute_job, request_from_dict, request_from_form, resolve_request
 from callbacks.navigation import decode_query, encode_query, page_of
-from callbacks.state import AppState
+from callbacks.state import AppState, method_registry
 from grids_core import jobs
 from grids_core.errors import GridsError, SettingsError
 from grids_core.settings import Settings
+from layouts.components import marker_hint, method_options
 from layouts.genome import Locus
 
 GENE, CELL = "GAD1", "VIP"
@@ -134,6 +136,42 @@ def test_failed_job_reports_in_place(state, board):
         assert out["message"] and "Traceback" not in out["message"]
     else:
         assert out["status"] == "done"
+
+
+def test_finished_run_is_shown_only_while_the_form_asks_for_it(done_run):
+    """Moving to another gene while a job runs keeps that view; the message links to the finished run."""
+    req = asdict(request_from_form(*FORM))
+    done = {"run_id": done_run, "status": "done"}
+    shown, msg = end_of_job(done, req, GENE, CELL, "grids", 5.0)
+    assert shown == done_run and done_run in str(msg.children)
+    shown, msg = end_of_job(done, req, "SST", CELL, "grids", 5)
+    assert shown is no_update
+    link = [c for c in msg.children if isinstance(c, dcc.Link)]
+    assert link and decode_query(link[0].href.split("?", 1)[1]) == {
+        "gene": GENE, "cell": CELL, "method": "grids", "L": "5", "run": done_run}
+    shown, _ = end_of_job(done, req, GENE, CELL, "grids", 6)  # L changed: the run would not match the form
+    assert shown is no_update
+    shown, msg = end_of_job({"run_id": done_run, "status": "failed", "message": "boom"}, req, GENE, CELL, "grids", 5)
+    assert shown is no_update and "boom" in msg.children
+
+
+def test_method_options_are_short_and_keep_the_full_description():
+    registry = method_registry()
+    opts = method_options(registry, exclude="grids")
+    assert [o["value"] for o in opts] == [m for m in registry if m != "grids"]
+    for o in opts:
+        assert o["label"].startswith(o["value"] + " — ") and len(o["label"]) <= 45  # fits the dropdown
+        assert o["title"] == registry[o["value"]]
+
+
+def test_marker_hint_only_off_the_genes_marker_pairs(state):
+    markers = state.ctx().bundle.marker_pairs()
+    cells = [ct for ct, g in markers if g == GENE]
+    assert CELL in cells and marker_hint(GENE, CELL, markers) is None
+    other = next(ct for ct in state.ctx().bundle.cell_types if ct not in cells)
+    hint = marker_hint(GENE, other, markers).children
+    assert all(ct in hint for ct in cells) and f"{other} is not one of its marker pairs" in hint
+    assert marker_hint("NOT_A_MARKER", other, markers) is None
 
 
 # ---- view assembly ---------------------------------------------------------------------------------
