@@ -7,8 +7,12 @@ once (``jobs.load_context`` caches them per process), so tasks only pay for the 
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -119,9 +123,13 @@ def run_batch(
     if scheduler:
         client = Client(scheduler)
     else:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # our workers: no routine warnings over the bar
         workers = n_workers or max(1, min(len(todo), os.cpu_count() or 1))
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0")
+        with _sigint_ignored():  # worker processes inherit it: Ctrl-C stops the batch here, and we close them
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address="127.0.0.1:0")
         client = Client(cluster)
+    futures = []
     try:
         report.dashboard = client.dashboard_link
         if on_start:
@@ -135,8 +143,26 @@ def run_batch(
                 report.failed[run_id] = err
             if progress:
                 progress(i / len(todo), f"{i}/{len(todo)} done, {len(report.failed)} failed")
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the worker processes too; their shutdown noise would bury the one-line message
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        client.cancel(futures)
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     return report
+
+
+@contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while child processes start (they keep ignoring it), where this is the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -19,14 +19,29 @@ def _progress_bar(desc: str) -> tuple[Callable[[float, str], None], Callable[[],
     """A tqdm bar driven by the engine's progress(fraction, message) callback."""
     from tqdm import tqdm
 
-    bar = tqdm(total=1000, desc=desc, unit="‰", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}", file=sys.stderr)
+    class Bar(tqdm):
+        message = ""
+
+        @property
+        def format_dict(self):
+            return {**super().format_dict, "message": self.message}
+
+    bar = Bar(total=1000, desc=desc, bar_format="{desc}: {percentage:3.0f}%|{bar}| {message} [{elapsed}]",
+              file=sys.stderr)
 
     def update(frac: float, msg: str) -> None:
         bar.n = int(max(0.0, min(1.0, frac)) * 1000)
-        bar.set_postfix_str(msg[:60], refresh=False)
+        bar.message = msg[:60]
         bar.refresh()
 
     return update, bar.close
+
+
+def _note(text: str) -> None:
+    """A line on stderr that leaves a running progress bar intact."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -331,7 +346,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     update, close = _progress_bar(f"batch {len(pairs)} pairs")
     try:
         rep = run_batch(settings, pairs, template, scheduler=args.scheduler, n_workers=args.workers, progress=update,
-                        on_start=lambda link: print(f"Dask dashboard: {link}", file=sys.stderr))
+                        on_start=lambda link: _note(f"Dask dashboard: {link}"))
+    except KeyboardInterrupt:
+        close()
+        print("interrupted: the pairs finished so far are stored; the same command goes on from there "
+              "(stored pairs are skipped)", file=sys.stderr)
+        return 130
     finally:
         close()
     print(f"{rep.total} pairs: {len(rep.computed)} computed, {len(rep.skipped)} already stored, {len(rep.failed)} failed")

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from grids_core.batch import read_pairs, run_batch
@@ -10,6 +16,7 @@ from grids_core.errors import InputError
 from grids_core.explain.gene import ExplainRequest
 from grids_core.jobs import load_context, run_explanation
 from grids_core.settings import Settings
+from grids_core.store import ResultStore
 
 PAIRS = [("GAD1", "VIP"), ("GAD2", "SST"), ("OLIG2", "OPC"), ("AQP4", "Astro")]
 
@@ -70,3 +77,27 @@ def test_batch_checks_every_name_before_starting(fresh_settings, tmp_path, capsy
     assert main([*base, "--cell-type", "VIP", "--genes", "GAD1,NOPE1"]) == 2
     assert "NOPE1/VIP" in capsys.readouterr().err
     assert load_context(fresh_settings).store.list() == []  # nothing ran
+
+
+def test_ctrl_c_stops_the_batch_in_one_line_and_the_rerun_goes_on(fresh_settings, capsys):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) with LocalCluster workers running."""
+    genes = load_context(fresh_settings).bundle.gene_names[:8]
+    args = ["batch", "--bundle", str(fresh_settings.bundle_dir), "--cell-type", "VIP", "--genes", ",".join(genes),
+            "-L", "6", "--workers", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "grids_core.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    store = ResultStore(fresh_settings.store_path)
+    deadline = time.monotonic() + 300
+    while not store.list() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "distributed" not in err
+    assert "interrupted: the pairs finished so far are stored" in err
+    done = len(store.list())
+    assert 1 <= done < len(genes)
+    assert main(args) == 0  # the same command goes on: stored pairs skipped, the rest computed
+    assert f"{done} already stored" in capsys.readouterr().out
+    assert len(store.list()) == len(genes)
