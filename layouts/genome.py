@@ -202,23 +202,6 @@ def hic_triangle(
     return xs, ys, z
 
 
-def pack_rows(starts: list[int], ends: list[int], gap: int) -> list[int]:
-    """Greedy row assignment so intervals (with labels, ``gap``) do not overlap in a row."""
-    order = np.argsort(starts, kind="stable")
-    row_end: list[float] = []
-    rows = [0] * len(starts)
-    for k in order:
-        for r, last in enumerate(row_end):
-            if starts[k] > last + gap:
-                row_end[r] = ends[k]
-                rows[k] = r
-                break
-        else:
-            row_end.append(ends[k])
-            rows[k] = len(row_end) - 1
-    return rows
-
-
 def genomic_ticks(lo: int, hi: int, n: int = 7, extend: float = 2.0) -> tuple[list[int], list[str], str]:
     """Tick positions, labels and unit for a genomic axis showing [lo, hi).
 

@@ -30,7 +30,6 @@ from layouts.genome import (
     hic_pair_xy,
     hic_triangle,
     layout_gene_labels,
-    pack_rows,
     parse_locus,
     shown_method,
     split_links,
@@ -224,12 +223,6 @@ def test_effect_colours_are_signed():
     assert r > b
 
 
-def test_pack_rows_separates_overlaps():
-    rows = pack_rows([0, 50, 200], [100, 150, 300], gap=10)
-    assert rows[0] != rows[1] and rows[2] == 0
-
-
-# ---- readability: ticks, gene labels, notes, colours, draw order ---------------------------------------
 def _bottom_axis(fig):
     return fig.layout[max((k for k in fig.layout if k.startswith("xaxis")), key=lambda k: int(k[5:] or 1))]
 
