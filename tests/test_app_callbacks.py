@@ -129,13 +129,12 @@ def test_reloaded_page_follows_the_running_job(state, board):
 
 
 def test_failed_job_reports_in_place(state, board):
-    req = request_from_form(GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, 1)  # a 1 kb window: no candidates
+    req = request_from_form(GENE, CELL, "grids", 40, 16, 0.0, 1.0, 0.0, 0, 1)  # 1 kb window: fewer than 40 peaks
     rid = resolve_request(state, req)
     out = execute_job(state, board, {"run_id": rid, "request": asdict(req)}, lambda f, m: None)
-    if out["status"] == "failed":  # the engine may also accept a tiny window; then it simply finishes
-        assert out["message"] and "Traceback" not in out["message"]
-    else:
-        assert out["status"] == "done"
+    assert out["status"] == "failed" and board.get(rid)["state"] == "failed"
+    assert "candidate pool" in out["message"] and "Lower L" in out["message"] and "Traceback" not in out["message"]
+    assert state.ctx().store.get(rid) is None
 
 
 def test_finished_run_is_shown_only_while_the_form_asks_for_it(done_run):
