@@ -853,5 +853,5 @@ def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
                 line=dict(color="#2c3e50" if sim else "#2471a3", width=1.2, dash="dot" if sim else "solid"),
                 hoverinfo="skip",
             ), row=row, col=1)
-    fig.update_yaxes(row=row, col=1, range=[0, max_sep], showticklabels=True, tickformat="~s",
+    fig.update_yaxes(row=row, col=1, range=[0, max_sep], showticklabels=why is None, tickformat="~s",
                      tickfont=dict(size=8), side="right")  # separation ticks clear of the row label on the left
