@@ -23,12 +23,13 @@ FORMATS = ("tsv", "csv", "bedpe", "interact", "bed")
 
 
 def linkage_table(bundle: Bundle, result: ExplanationResult) -> pd.DataFrame:
-    """Tidy links of a result; distance_to_tss is signed along the gene's strand (upstream < 0)."""
+    """Tidy links of a result; distance_to_tss is signed along the gene's strand (upstream < 0; along the genome
+    when the strand is unknown, '.')."""
     g = bundle.gene_row(result.gene)
     idx = np.asarray(result.subset, dtype=np.int64)
     p = bundle.peaks.iloc[idx].reset_index(drop=True)
     mid = ((p["start"] + p["end"]) // 2).astype(np.int64)
-    sign = 1 if g["strand"] == "+" else -1
+    sign = -1 if g["strand"] == "-" else 1  # '.' (strand unknown): genomic orientation
     same = p["chrom"] == g["chrom"]
     dist = pd.Series(np.where(same, (mid - int(g["tss"])) * sign, np.nan)).astype("Int64")
     n = len(idx)
@@ -97,16 +98,21 @@ def to_bedpe(links: pd.DataFrame) -> str:
     return out.getvalue()
 
 
+def _quoted(text: str) -> str:
+    """Text safe inside a double-quoted track-line value."""
+    return str(text).replace('"', "'")
+
+
 def to_interact(links: pd.DataFrame, track_line: bool = True) -> str:
     """UCSC interact (bed5+13), sorted: source = peak midpoint, target = TSS; score 0-1000 by |effect|,
     value = the effect (0 and grey when unknown); two records for a link across chromosomes."""
     out = io.StringIO()
     if track_line:
         first = links.iloc[0] if len(links) else None
-        title = f"{first.gene} {first.cell_type}" if first is not None else "links"
-        detail = f"{first.method} run {first.run_id}" if first is not None else "(no links)"
+        title = f"{first.method} {first.gene} {first.cell_type}" if first is not None else "GRIDS links"
+        detail = f"{first.method} links, run {first.run_id}" if first is not None else "(no links)"
         out.write(
-            f'track type=interact name="GRIDS {title}" description="GRIDS links {detail}" '
+            f'track type=interact name="{_quoted(title)}" description="{_quoted(detail)}" '
             "interactDirectional=true maxHeightPixels=200:100:50\n"
         )
     records = []

@@ -532,7 +532,7 @@ def _gene_track(fig: go.Figure, view: GenomeView, row: int, track_px: float) -> 
         lines_x[key] += [s, e, None]
         lines_y[key] += [y, y, None]
         n_arrows = int((e - s) // arrow_step)
-        if n_arrows > 0:
+        if n_arrows > 0 and r["strand"] in ("+", "-"):  # no arrows where the strand is unknown
             xs = np.linspace(s, e, n_arrows + 2)[1:-1]
             a = arrows.setdefault(f"{key}{r['strand']}", {"x": [], "y": []})
             a["x"] += xs.tolist()
@@ -691,7 +691,7 @@ def _tss(view: GenomeView) -> tuple[int | None, int]:
     if not view.gene:
         return None, 1
     g = view.bundle.gene_row(view.gene)
-    return (int(g["tss"]) if g["chrom"] == view.locus.chrom else None), (1 if g["strand"] == "+" else -1)
+    return (int(g["tss"]) if g["chrom"] == view.locus.chrom else None), (-1 if g["strand"] == "-" else 1)
 
 
 def _peak_track(fig: go.Figure, view: GenomeView, row: int) -> None:

@@ -282,6 +282,7 @@ def test_10x_intervals_without_gtf_and_label_columns_configurable(files, tiny, t
     b = _prep(files, tmp_path, gtf=None, labels=labels, label_barcode_col="cell_id", label_col="celltype")
     assert b.exons.empty and b.manifest["genes_strand_known"] is False and "no strand" in b.manifest["sources"]["genes"]
     assert b.gene_row("GAD1")["start"] == 170813212
+    assert set(b.genes["strand"]) == {"."} and (b.genes["tss"] == b.genes["start"]).all()  # no strand invented
 
 
 def test_unpaired_atac_and_rna_with_their_own_labels(files, tiny, tmp_path):
@@ -497,3 +498,13 @@ def test_genes_from_another_build_are_refused(files, tiny, tmp_path):
          tenx_h5=h5, gtf=gtf)
     _bad(files, tmp_path, "[gene intervals vs GTF]", "placed differently", "genes.gtf.gz of its Cell Ranger ARC",
          tenx_h5=h5)
+
+
+def test_chromosome_names_without_chr_are_named_as_such(files, tiny, tmp_path):
+    """A matrix with Ensembl names ('2') and a UCSC GTF ('chr2'): same places, so not a build mismatch."""
+    bare = dataclasses.replace(tiny, genes=tiny.genes.assign(chrom=tiny.genes["chrom"].str.replace("chr", "")),
+                               peaks=tiny.peaks.assign(chrom=tiny.peaks["chrom"].str.replace("chr", "")))
+    h5 = write_tenx(tmp_path / "bare.h5", bare)
+    msg = _bad(files, tmp_path, "name chromosomes differently", "--chrom-prefix chr", tenx_h5=h5)
+    assert "genome build" not in msg
+    assert _prep(files, tmp_path, out=tmp_path / "ok", tenx_h5=h5, chrom_prefix="chr").gene_names  # the fix works

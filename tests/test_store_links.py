@@ -92,6 +92,21 @@ def test_corrupt_store_is_reported(tmp_path):
         ResultStore(path)
 
 
+def test_unknown_strand_is_dot_in_every_export_and_distances_follow_the_genome(small_bundle, monkeypatch):
+    genes = small_bundle.genes.copy()
+    genes["strand"] = "."  # a bundle prepared from 10x intervals without a GTF
+    monkeypatch.setattr(small_bundle, "genes", genes)
+    links = linkage_table(small_bundle, make_result(small_bundle))
+    row = small_bundle.gene_row("GAD1")
+    same = links["peak_chrom"] == row["chrom"]
+    np.testing.assert_array_equal(links.loc[same, "distance_to_tss"].astype(int),
+                                  links.loc[same, "peak_mid"] - int(row["tss"]))
+    bedpe = pd.read_csv(io.StringIO(export_text(links, "bedpe")), sep="\t")
+    assert (bedpe["strand2"] == ".").all()
+    interact = [ln.split("\t") for ln in export_text(links, "interact").splitlines()[1:]]
+    assert interact and all(f[17] == "." for f in interact)  # targetStrand
+
+
 def test_linkage_table_and_all_exports_share_rows(tmp_path, small_bundle):
     r = make_result(small_bundle)
     links = linkage_table(small_bundle, r)
@@ -124,6 +139,8 @@ def test_linkage_table_and_all_exports_share_rows(tmp_path, small_bundle):
 
     lines = export_text(links, "interact").splitlines()
     assert lines[0].startswith("track type=interact")
+    method = links["method"].iloc[0]  # tracks of several methods get distinct names in a genome browser
+    assert f'name="{method} {row["name"]} ' in lines[0] and f'description="{method} links, run ' in lines[0]
     fields = [ln.split("\t") for ln in lines[1:]]
     assert all(len(f) == 18 for f in fields)  # bed5 + 13
     assert by_position([f[0] for f in fields], [f[1] for f in fields])

@@ -16,6 +16,9 @@ _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d+(\.\d+)?$")
 _VERSION = re.compile(r"\.\d+$")
 
 
+UNKNOWN_STRAND = "."  # BED/BEDPE/interact spelling of "no strand"; distances to TSS then run along the genome
+
+
 @dataclass
 class Annotation:
     """Per RNA feature: bundle gene name and record (NaN coordinates where unannotated), plus exons."""
@@ -87,10 +90,11 @@ def annotate(
         strand_known = bool(strand.isin(["+", "-"]).all())
         for col in ("chrom", "start", "end"):
             out[col] = c[col].reindex(out.index)
-        out["strand"] = np.where(strand.isin(["+", "-"]), strand, "+")
-        out["tss"] = np.where(out["strand"] == "+", out["start"], out["end"] - 1)
+        out["strand"] = np.where(strand.isin(["+", "-"]), strand, UNKNOWN_STRAND)
+        out["tss"] = np.where(out["strand"] == "-", out["end"] - 1, out["start"])  # unknown strand: interval start
         exons = pd.DataFrame(columns=["chrom", "start", "end", "gene_name", "transcript_id", "exon_number", "gene_id"])
-        source = f"{rna.path} feature intervals" + ("" if strand_known else " (no strand: TSS taken as the interval start)")
+        source = f"{rna.path} feature intervals" + ("" if strand_known else
+                                                      " (no strand: strand '.', TSS taken as the interval start)")
     if gtf is not None and "chrom" in var and var["chrom"].notna().any():
         feats = var[["chrom", "start", "end"]].assign(chrom=rename_chroms(var["chrom"].astype(str), spec.chrom_prefix))
         _check_same_place(out, feats, rna.path, "gene intervals vs GTF",
@@ -99,7 +103,8 @@ def annotate(
     if spec.build == "hg38":
         from grids_core import reference
 
-        ref = reference.genes().drop_duplicates("gene_name").set_index("gene_name")
+        ref = reference.genes()
+        ref = ref[~ref["gene_name"].duplicated(keep=False)].set_index("gene_name")  # multi-copy names: no one place
         known = out["name"].isin(ref.index)
         shipped = ref.reindex(out.loc[known, "name"])[["chrom", "start", "end"]].set_axis(out.index[known])
         _check_same_place(out[known], shipped, gtf_path if gtf is not None else rna.path, "genome build",
@@ -125,7 +130,20 @@ def _check_same_place(a: pd.DataFrame, b: pd.DataFrame, path: PathLike | None, f
         & (y["start"].astype(float) < x["end"].astype(float))
     if same.mean() >= 0.5:
         return
-    i = same.index[~same][0]
+    bare_x, bare_y = (c["chrom"].astype(str).str.replace(r"^chr", "", regex=True) for c in (x, y))
+    if ((bare_x == bare_y) & (x["start"].astype(float) < y["end"].astype(float))
+            & (y["start"].astype(float) < x["end"].astype(float))).mean() >= 0.5:
+        raise input_error(
+            path, field_,
+            f"{sources} name chromosomes differently (e.g. {y['chrom'].iloc[0]!r} vs {x['chrom'].iloc[0]!r}); "
+            "the positions agree.",
+            "pass --chrom-prefix chr to add the prefix to names without it (Ensembl style '1' -> UCSC 'chr1').",
+        )
+    wrong = same.index[~same]
+    if "name" in a:  # a gene with one record makes a clearer example than a multi-copy family
+        single = ~a["name"].duplicated(keep=False)
+        wrong = wrong[single.reindex(wrong).to_numpy()].append(wrong[~single.reindex(wrong).to_numpy()])
+    i = wrong[0]
     raise input_error(
         path, field_,
         f"{int((~same).sum())} of {int(both.sum())} genes are placed differently by {sources} (e.g. "
