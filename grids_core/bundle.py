@@ -15,7 +15,8 @@ Layout of a bundle directory (schema version 1)::
     truth.tsv       (optional) gene, cell_type, peak, peak_index, group, logic
 
 Writing goes to a temporary sibling directory that is renamed into place, so a crash never leaves a
-half-written bundle, and an existing bundle is replaced only after the new one is complete.
+half-written bundle, and an existing bundle is replaced only after the new one is complete. Only a GRIDS
+bundle (``--force``) or an empty directory is ever replaced: any other file or directory is refused untouched.
 """
 
 from __future__ import annotations
@@ -175,6 +176,9 @@ def _cell_type_order(name: str) -> tuple[int, str]:
 
 
 # ---- splits ------------------------------------------------------------------------------------
+MIN_TRAIN_CELLS = 10  # training cells a cell type needs for an explanation (explain refuses fewer)
+
+
 def stratified_split(
     labels: np.ndarray | pd.Series, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
 ) -> np.ndarray:
@@ -244,7 +248,7 @@ def save(bundle: Bundle, out: str | os.PathLike, *, overwrite: bool = False) -> 
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         publish_mode(tmp, directory=True)
-        _replace_dir(tmp, out)
+        _replace_dir(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -252,12 +256,20 @@ def save(bundle: Bundle, out: str | os.PathLike, *, overwrite: bool = False) -> 
     return out
 
 
-def _replace_dir(new: Path, out: Path) -> None:
+def _replace_dir(new: Path, out: Path, overwrite: bool) -> None:
+    """Move ``new`` to ``out``; an existing ``out`` must be an empty directory or (with ``overwrite``) a GRIDS
+    bundle, checked again right before anything is moved so that nothing else is ever deleted."""
     old = None
-    if out.exists():
+    if os.path.lexists(out):
+        _check_replaceable(out, overwrite)
         old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:6]}")
         out.rename(old)
-    new.rename(out)
+    try:
+        new.rename(out)
+    except BaseException:
+        if old is not None:
+            old.rename(out)
+        raise
     if old is not None:  # its models and results belong to the old bundle id: they go with it
         shutil.rmtree(old, ignore_errors=True)
 
@@ -285,11 +297,55 @@ def _sha256(path: Path) -> str:
 
 
 # ---- load ---------------------------------------------------------------------------------------
-def check_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Fail early (before any work) when a bundle cannot be written at ``out``."""
+def is_bundle_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a directory whose manifest.json is a GRIDS bundle manifest (of any schema version,
+    checksums not verified: a damaged bundle can still be replaced)."""
+    mpath = Path(path) / "manifest.json"
+    try:
+        if not mpath.is_file():
+            return False
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(manifest, dict) and "schema_version" in manifest
+            and isinstance(manifest.get("checksums"), dict) and set(manifest["checksums"]) <= set(FILES))
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse an existing ``out`` that is not an empty directory, or a GRIDS bundle with ``overwrite``."""
+    if out.is_symlink():
+        raise BundleError(f"--out {out} is a symbolic link (to {os.readlink(out)}); it was left as it is. "
+                          "Pick another --out, or pass the directory it points to.")
+    if not out.is_dir():
+        raise BundleError(f"--out {out} is a file, not a bundle directory; it was left as it is. "
+                          "Pick another --out (a new or empty directory).")
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as exc:
+        raise BundleError(f"Cannot list --out {out}: {exc.strerror or exc}. Pick another --out.") from exc
+    if not entries:
+        return
+    if is_bundle_dir(out):
+        if not overwrite:
+            raise BundleError(f"{out} already exists and holds a GRIDS bundle. Pass --force to replace it (its "
+                              "models and stored runs go with it), or pick another --out.")
+        return
+    raise BundleError(f"{out} already exists and is not a GRIDS bundle (it holds {len(entries)} "
+                      f"entr{'y' if len(entries) == 1 else 'ies'}, e.g. {entries[0]!r}); it was left as it is. --force replaces only a GRIDS bundle or an empty "
+                      "directory: pick another --out (a new or empty directory).")
+
+
+def check_output_dir(out: str | os.PathLike, overwrite: bool = False, inputs: dict | None = None) -> Path:
+    """Fail early (before any work) when a bundle cannot be written at ``out``.
+
+    An existing ``out`` is accepted only when it is an empty directory, or a GRIDS bundle and ``overwrite``.
+    ``inputs`` maps option names (``tenx_h5`` for ``--tenx-h5``) to input paths; an ``out`` that is, contains or
+    lies inside one of them is refused.
+    """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise BundleError(f"{out} already exists. Pass --force / overwrite=True to replace it, or pick another path.")
+    _check_not_overlapping(out, inputs or {})
+    if os.path.lexists(out):
+        _check_replaceable(out, overwrite)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=out.parent))
@@ -298,13 +354,33 @@ def check_output_dir(out: str | os.PathLike, overwrite: bool = False) -> Path:
     return out
 
 
+def _check_not_overlapping(out: Path, inputs: dict) -> None:
+    """Refuse an ``out`` that is, contains or lies inside an input file or directory."""
+    target = out.resolve()
+    for name, value in inputs.items():
+        if value is None or str(value) == "":
+            continue
+        src = Path(value).resolve()
+        option = "--" + name.replace("_", "-")
+        if target == src or target in src.parents or src in target.parents:
+            how = ("is" if target == src else "contains" if target in src.parents else "lies inside")
+            raise BundleError(f"--out {out} {how} the {option} input {value}: writing the bundle there would "
+                              "replace or mix with your input files. Nothing was changed. Pick an --out "
+                              "outside your input files and folders.")
+
+
 def require_bundle_dir(path: str | os.PathLike) -> Path:
     """``path`` as a Path when it is a bundle directory (has a manifest); a clear error otherwise."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BundleError(f"{path} is a file, not a bundle directory. Pass --bundle DIR, the directory written by "
+                          "`grids simulate --out DIR` or `grids prepare --out DIR`.")
     if not path.is_dir():
-        raise BundleError(f"No bundle at {path}: the directory does not exist. Create one with `grids simulate --out {path}` or `grids prepare`.")
+        raise BundleError(f"No bundle at {path}: the directory does not exist. Create one with "
+                          f"`grids simulate --out {path}` or `grids prepare --out {path} ...`.")
     if not (path / "manifest.json").exists():
-        raise BundleError(f"{path / 'manifest.json'} is missing: {path} is not a GRIDS bundle (or it was half-copied). Re-create it with `grids simulate` / `grids prepare`.")
+        raise BundleError(f"{path / 'manifest.json'} is missing: {path} is not a GRIDS bundle (or it was "
+                          "half-copied). Re-create it with `grids simulate` / `grids prepare`.")
     return path
 
 
@@ -428,8 +504,8 @@ def validate(b: Bundle) -> None:
         raise BundleError(f"cells.tsv{where} has cells with an empty cell_type.")
     if b.genes["name"].duplicated().any():
         raise BundleError(f"genes.tsv{where} has duplicated gene names, e.g. {b.genes['name'][b.genes['name'].duplicated()].iloc[0]!r}.")
-    if not set(b.genes["strand"]).issubset({"+", "-"}):
-        raise BundleError(f"genes.tsv{where}: strand must be '+' or '-'.")
+    if not set(b.genes["strand"]).issubset({"+", "-", "."}):
+        raise BundleError(f"genes.tsv{where}: strand must be '+', '-' or '.' (unknown).")
     starts = b.peaks["start"].to_numpy()
     if (b.peaks["end"].to_numpy() <= starts).any():
         raise BundleError(f"peaks.tsv{where} has peaks with end <= start.")

@@ -70,7 +70,8 @@ def read_h5mu(path: PathLike, rna_layer: str | None = None, atac_layer: str | No
         if rna_mod is None or atac_mod is None:
             missing = "rna" if rna_mod is None else "atac"
             raise input_error(path, "/mod", f"has modalities {mods} but no {missing!r} modality.",
-                              "name the modalities 'rna' and 'atac' (mdata.mod['rna'], mdata.mod['atac']).")
+                              "name the modalities 'rna' and 'atac' in the .h5mu (or 'gex'/'peaks'), or pass the "
+                              "two modalities as separate files with --rna-h5ad and --atac-h5ad.")
         import mudata
 
         with warnings.catch_warnings():
@@ -86,12 +87,14 @@ def from_anndata(adata, kind: str, path, layer: str | None = None, prefix: str =
     var = adata.var
     if layer == "raw":
         if adata.raw is None:
-            raise input_error(path, f"{prefix}raw", "has no .raw.", "pick a layer that exists, or leave --*-layer unset.")
+            raise input_error(path, f"{prefix}raw", "has no .raw counts.",
+                              f"pass a layer that exists with --{kind}-layer, or leave --{kind}-layer out.")
         x, field, var = adata.raw.X, f"{prefix}raw/X", adata.raw.var
     elif layer is not None:
         if layer not in adata.layers:
             raise input_error(path, f"{prefix}layers", f"has no layer {layer!r} (layers: {list(adata.layers)}).",
-                              "pass an existing layer, or leave the layer option unset to use X.")
+                              f"pass an existing layer with --{kind}-layer, or leave --{kind}-layer out "
+                              "(then layers['counts'] or X is used).")
         x, field = adata.layers[layer], f"{prefix}layers['{layer}']"
     elif "counts" in adata.layers:
         x, field = adata.layers["counts"], f"{prefix}layers['counts']"
@@ -102,9 +105,12 @@ def from_anndata(adata, kind: str, path, layer: str | None = None, prefix: str =
     x = to_csr(x, path, field)
     obs = adata.obs.copy()
     obs.index = pd.Index(obs.index.astype(str), name="barcode")
-    if obs.index.duplicated().any():
-        raise input_error(path, f"{prefix}obs_names", f"has duplicated barcodes, e.g. {obs.index[obs.index.duplicated()][0]!r}.",
-                          "make obs_names unique (adata.obs_names_make_unique()).")
+    dup = obs.index[obs.index.duplicated()]
+    if len(dup):
+        raise input_error(path, f"{prefix}obs_names", f"has {len(dup)} duplicated barcode(s), e.g. {dup[0]!r}; "
+                          "each barcode must name one cell.",
+                          "write the file with unique cell barcodes (e.g. a per-sample suffix -1, -2, ... when "
+                          "samples were concatenated) and use the same barcodes in --labels.")
     names = pd.Index(var.index.astype(str))
     out_var = _rna_var(var, names) if kind == "rna" else _atac_var(var, names, path, f"{prefix}var")
     return Modality(kind, x, obs, out_var, path, field)
@@ -141,7 +147,8 @@ def _atac_var(var: pd.DataFrame, names: pd.Index, path, field: str) -> pd.DataFr
     if bad.any():
         raise input_error(path, field, f"peak {names[bad.to_numpy()][0]!r} has no coordinates: var_names must look like "
                           "'chr1:100-600' (or 'chr1-100-600'), or var needs chrom/start/end columns.",
-                          "store peak coordinates in var (adata.var[['chrom','start','end']]).")
+                          "write the file with peak names like 'chr1:100-600', or with chrom, start and end "
+                          "columns in its var table.")
     c["start"] = c["start"].astype(np.int64)
     c["end"] = c["end"].astype(np.int64)
     c["name"] = names.to_numpy()

@@ -46,23 +46,57 @@ class GenomeSpec:
 def genome_spec(build: str = "hg38", chrom_sizes: PathLike | None = None, chrom_prefix: str | None = None) -> GenomeSpec:
     """Chromosome sizes of ``build``: shipped for hg38, else read from a two-column ``chrom_sizes`` file."""
     if chrom_sizes is not None:
-        from grids_core.ingest.labels import read_table
-
-        df = read_table(chrom_sizes, "chrom sizes", header=None)
-        if df.shape[1] < 2:
-            raise input_error(chrom_sizes, "columns", "needs two columns: chromosome name and length.",
-                              "use a UCSC .chrom.sizes file (name<TAB>length).")
-        try:
-            sizes = {str(c): int(n) for c, n in zip(df.iloc[:, 0], df.iloc[:, 1], strict=True)}
-        except ValueError as exc:
-            raise input_error(chrom_sizes, "length", f"has a non-integer length ({exc}).",
-                              "use a UCSC .chrom.sizes file (name<TAB>length).") from exc
-        return GenomeSpec(build, sizes, chrom_prefix)
+        return GenomeSpec(build, read_chrom_sizes(chrom_sizes), chrom_prefix)
     if build.lower() not in ("hg38", "grch38"):
         raise input_error(None, "--genome", f"no chromosome sizes are shipped for build {build!r} (only hg38).",
                           "lift your coordinates over to hg38 (UCSC liftOver, CrossMap), or pass --chrom-sizes "
                           f"FILE for {build} (the app's genome browser assumes hg38 coordinates).")
     return GenomeSpec("hg38", reference.chrom_sizes(), chrom_prefix)
+
+
+def read_chrom_sizes(path: PathLike) -> dict[str, int]:
+    """Chromosome name -> length from a UCSC ``.chrom.sizes`` file (name<TAB>length; extra columns ignored).
+
+    A first line whose length field is not an integer (``chrom<TAB>length``, ``#chrom size``) is a header.
+    """
+    from grids_core.ingest.labels import read_table
+
+    fix = "use a UCSC .chrom.sizes file: one 'name<TAB>length' line per chromosome (a header line is allowed)."
+    df = read_table(path, "chrom sizes", header=None)
+    if df.shape[1] < 2:
+        raise input_error(path, "--chrom-sizes columns", "needs two columns: chromosome name and length.", fix)
+    names = df.iloc[:, 0].astype(str).str.strip()
+    lengths = pd.to_numeric(df.iloc[:, 1].astype(str).str.strip(), errors="coerce")
+    first = 0 if pd.notna(lengths.iloc[0]) else 1  # a header line
+    names, lengths = names.iloc[first:], lengths.iloc[first:]
+    if names.empty:
+        raise input_error(path, "--chrom-sizes rows", "has a header but no chromosome lines.", fix)
+    bad = lengths.isna() | (lengths <= 0) | (lengths != lengths.round()) | (names == "")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise input_error(path, "--chrom-sizes length",
+                          f"line {first + i + 1} ({names.iloc[i]!r}, {df.iloc[first + i, 1]!r}) has no positive "
+                          f"integer length ({int(bad.sum())} such line(s)).", fix)
+    dup = names[names.duplicated()]
+    if len(dup):
+        raise input_error(path, "--chrom-sizes name", f"lists chromosome {dup.iloc[0]!r} more than once.", fix)
+    return {str(c): int(n) for c, n in zip(names, lengths, strict=True)}
+
+
+def rename_coordinate_names(names: pd.Series, before: pd.Series, after: pd.Series, starts: pd.Series,
+                            ends: pd.Series) -> pd.Series:
+    """Feature names that spell the feature's own coordinates (``22:100-600``) on the renamed chromosome
+    (``chr22:100-600``, separators kept); any other name (e.g. a REMO id) is returned unchanged."""
+    names = pd.Series(np.asarray(names, dtype=object), dtype=object).astype(str)
+    before = pd.Series(np.asarray(before, dtype=object)).astype(str)
+    after = pd.Series(np.asarray(after, dtype=object)).astype(str)
+    parsed = parse_intervals(names)
+    own = ((parsed["chrom"] == before) & (parsed["start"] == np.asarray(starts))
+           & (parsed["end"] == np.asarray(ends)) & (before != after)).to_numpy()
+    out = names.to_numpy(dtype=object).copy()
+    for i in np.flatnonzero(own):
+        out[i] = after.iat[i] + names.iat[i][len(before.iat[i]):]
+    return pd.Series(out, dtype=object)
 
 
 def rename_chroms(chroms: pd.Series, prefix: str | None) -> pd.Series:
@@ -91,10 +125,14 @@ def check_build(
     """Rename chromosomes, check them and the coordinates against the build; returns (df, keep mask).
 
     Rows on unplaced/alt contigs are dropped (``keep`` False); Ensembl-style names, unknown
-    chromosomes and coordinates outside the chromosome raise an ``InputError`` with the fix.
+    chromosomes and coordinates outside the chromosome raise an ``InputError`` with the fix. A ``name``
+    column that spells a row's coordinates is renamed with its chromosome.
     """
     df = df.copy()
+    before = df["chrom"].astype(str)
     df["chrom"] = rename_chroms(df["chrom"], spec.chrom_prefix)
+    if "name" in df.columns:  # coordinate-string names follow the renamed chromosome
+        df["name"] = rename_coordinate_names(df["name"], before, df["chrom"], df["start"], df["end"]).to_numpy()
     known = df["chrom"].isin(spec.sizes).to_numpy()
     unknown = df.loc[~known, "chrom"]
     if len(unknown):
@@ -106,7 +144,7 @@ def check_build(
                 f"{int(unknown.isin(prefixable).sum())} {what} are on chromosomes named like "
                 f"{', '.join(map(repr, prefixable[:4]))} (Ensembl/NCBI style), but build {spec.build} names them "
                 f"{', '.join(repr('chr' + ('M' if c == 'MT' else c)) for c in prefixable[:2])}.",
-                "pass --chrom-prefix chr (prepare(chrom_prefix='chr')) to add the prefix.",
+                "pass --chrom-prefix chr to add the prefix.",
             )
         unprefixable = [c for c in names if c.startswith("chr") and c[3:] in spec.sizes]
         if unprefixable:

@@ -55,6 +55,7 @@ def read_tenx_h5(path: PathLike) -> tuple[Modality, Modality]:
         raise input_error(path, "/matrix/indptr", "is not a valid column pointer for the data.", _FIX)
     if len(indices) and (indices.min() < 0 or indices.max() >= n_feat):
         raise input_error(path, "/matrix/indices", "points at features beyond /matrix/shape.", _FIX)
+    _check_unique_barcodes(path, barcodes)
     mat = sp.csc_matrix((data, indices, indptr), shape=shape).T.tocsr()  # cells x features
     obs = pd.DataFrame(index=pd.Index(barcodes.astype(str), name="barcode"))
     is_gex, is_peak = (ftype == GEX), (ftype == PEAKS)
@@ -84,3 +85,16 @@ def read_tenx_h5(path: PathLike) -> tuple[Modality, Modality]:
     atac = Modality("atac", mat[:, np.flatnonzero(is_peak)].tocsr(), obs.copy(), atac_var, path, "/matrix/data (Peaks)")
     return rna, atac
 
+
+def _check_unique_barcodes(path, barcodes: np.ndarray) -> None:
+    """A matrix's barcodes name its cells: a barcode listed twice cannot be matched to labels or metrics."""
+    bc = pd.Index(barcodes.astype(str))
+    dup = bc[bc.duplicated()]
+    if len(dup):
+        example = dup[0]
+        raise input_error(path, "/matrix/barcodes",
+                          f"lists {len(pd.unique(dup))} barcode(s) more than once ({len(dup)} duplicate columns), e.g. "
+                          f"{example!r} appears {int((bc == example).sum())} times; each barcode must name one cell.",
+                          "use the filtered_feature_bc_matrix.h5 of one cellranger-arc run, or for several "
+                          "libraries the `cellranger-arc aggr` output (it gives each library its own suffix: "
+                          "-1, -2, ...) with matching barcodes in --labels.")
