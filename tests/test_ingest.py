@@ -283,6 +283,7 @@ def test_10x_intervals_without_gtf_and_label_columns_configurable(files, tiny, t
     assert b.exons.empty and b.manifest["genes_strand_known"] is False and "no strand" in b.manifest["sources"]["genes"]
     assert b.gene_row("GAD1")["start"] == 170813212
     assert set(b.genes["strand"]) == {"."} and (b.genes["tss"] == b.genes["start"]).all()  # no strand invented
+    assert any("give no strand" in n and "--gtf" in n for n in b.manifest["notes"])  # and the user is told
 
 
 def test_unpaired_atac_and_rna_with_their_own_labels(files, tiny, tmp_path):

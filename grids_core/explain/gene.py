@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from grids_core.bundle import Bundle
+from grids_core.bundle import MIN_TRAIN_CELLS, Bundle
 from grids_core.determinism import deterministic
 from grids_core.errors import SettingsError, UnknownNameError, suggest
 from grids_core.evaluate import heldout_effect, locality, truth_metrics
@@ -21,7 +21,6 @@ from grids_core.explain.grids import check_precision
 from grids_core.results import ExplanationResult, run_key
 from grids_core.train import TrainedModel
 
-MIN_CELLS = 10
 BETA_MAX = 100.0  # the specificity weight; larger values only drown J in the other types' term
 SEED_MAX = 2**63 - 1  # seeds are stored as SQLite integers
 MAX_OTHER_CELLS = 512
@@ -85,9 +84,9 @@ def build_objective(bundle: Bundle, tm: TrainedModel, req: ExplainRequest) -> Ob
     g = bundle.gene_index(req.gene)
     bundle.check_cell_type(req.cell_type)
     target = np.flatnonzero(bundle.cell_mask(req.cell_type, "train"))
-    if len(target) < MIN_CELLS:
+    if len(target) < MIN_TRAIN_CELLS:
         raise SettingsError(
-            f"Cell type {req.cell_type} has only {len(target)} training cells (need >= {MIN_CELLS}); "
+            f"Cell type {req.cell_type} has only {len(target)} training cells (need >= {MIN_TRAIN_CELLS}); "
             "choose another type or merge labels."
         )
     x_other = None

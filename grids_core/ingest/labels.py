@@ -1,8 +1,11 @@
 """Cell-type label tables (TSV/CSV, optionally gzipped) and per-cell QC metric tables.
 
 Labels: one row per barcode with a barcode column and a label column (names configurable, default
-``barcode`` and ``cell_type``); rows with an empty label are left out. A metrics table (e.g. Cell
-Ranger ARC ``per_barcode_metrics.csv``) adds per-cell QC columns such as ``atac_fragments``.
+``barcode`` and ``cell_type``); rows with an empty or NA label are left out and counted. A metrics table
+(e.g. Cell Ranger ARC ``per_barcode_metrics.csv``) adds per-cell QC columns such as ``atac_fragments``.
+The delimiter (tab, comma or semicolon) is sniffed from the first lines; a table without a ``barcode``
+column whose first column is unnamed (Seurat ``write.csv(meta.data)``, Scanpy ``obs.to_csv()``) or whose
+barcodes are row names (R ``write.table``) uses that column.
 """
 
 from __future__ import annotations
@@ -10,27 +13,59 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from grids_core.ingest.common import PathLike, input_error, reading, require_file
 
+DELIMITERS = ("\t", ",", ";")
+DEFAULT_BARCODE_COL = "barcode"
+ROW_NAMES = "(unnamed first column)"
+NA_LABELS = ("NA", "NAN", "NONE", "<NA>", "NULL")
+_SNIFF_LINES = 50
 
-def _separator(path: Path) -> str:
-    """Tab or comma: by extension, else by sniffing the first line."""
+
+def _by_extension(path: Path) -> str | None:
     name = path.name.lower().removesuffix(".gz")
     if name.endswith(".csv"):
         return ","
     if name.endswith((".tsv", ".txt", ".bed", ".sizes", ".tab")):
         return "\t"
+    return None
+
+
+def _separator(path: Path, lines: list[str]) -> str:
+    """The delimiter giving every line the same number (> 1) of fields; the extension's on a tie or no data.
+
+    The header may have one field fewer than the rows (R ``write.table`` row names).
+    """
+    ext = _by_extension(path)
+    data = lines[1:] or lines[:1]
+    consistent: dict[str, int] = {}
+    for d in DELIMITERS:
+        widths = {len(row) for row in csv.reader(data, delimiter=d)}
+        head = len(next(csv.reader(lines[:1], delimiter=d), []))
+        if len(widths) == 1 and (w := widths.pop()) > 1 and head in (w, w - 1):
+            consistent[d] = w
+    if ext in consistent or (not consistent and ext):
+        return ext  # type: ignore[return-value]
+    if consistent:
+        return max(consistent, key=lambda d: consistent[d])
+    return "\t"
+
+
+def _head_lines(path: Path, skip_prefixes: tuple[str, ...]) -> list[str]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt") as fh:
-        line = fh.readline()
-    try:
-        return csv.Sniffer().sniff(line, delimiters="\t,").delimiter
-    except csv.Error:
-        return "\t"
+    out: list[str] = []
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for ln in fh:
+            if ln.strip() and not (skip_prefixes and ln.startswith(skip_prefixes)):
+                out.append(ln.lstrip("\ufeff").rstrip("\r\n"))
+                if len(out) >= _SNIFF_LINES:
+                    break
+    return out
 
 
 def read_table(
@@ -38,7 +73,8 @@ def read_table(
 ) -> pd.DataFrame:
     """A delimited text table as strings, with read failures turned into ``InputError``.
 
-    Lines starting with any of ``skip_prefixes`` (e.g. BED ``track``/``browser``/``#`` lines) are ignored.
+    The delimiter (tab, comma, semicolon) is sniffed from the first lines. Lines starting with any of
+    ``skip_prefixes`` (e.g. BED ``track``/``browser``/``#`` lines) are ignored.
     """
     path = require_file(path, what)
     with reading(path, f"a {what} table (TSV/CSV)", "pass a tab- or comma-separated text file (optionally .gz)."):
@@ -52,41 +88,94 @@ def read_table(
             opener = gzip.open if path.name.lower().endswith(".gz") else open
             with opener(path, "rt") as fh:
                 source = io.StringIO("".join(ln for ln in fh if not ln.startswith(skip_prefixes) and ln.strip()))
-        df = pd.read_csv(source, sep=_separator(path), dtype=str, keep_default_na=False, na_filter=False,
+        sep = _separator(path, _head_lines(path, skip_prefixes))
+        df = pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
                          header=header, comment=None)
     if df.empty:
         raise input_error(path, "rows", f"the {what} table has no rows.", "pass a table with one row per record.")
     return df
 
 
-def read_labels(path: PathLike, barcode_col: str = "barcode", label_col: str = "cell_type") -> pd.Series:
-    """Cell type per barcode (index = barcode) from a TSV/CSV; conflicting duplicates raise."""
-    df = read_table(path, "cell-type labels")
-    df.columns = [str(c).lstrip("#").strip() for c in df.columns]
-    for col, opt in ((barcode_col, "--label-barcode-col"), (label_col, "--label-col")):
-        if col not in df.columns:
-            raise input_error(path, col, f"has no column {col!r} (columns: {list(df.columns)[:10]}).",
-                              f"name the right column with {opt}.")
-    bc = df[barcode_col].astype(str).str.strip()
+def _with_barcodes(df: pd.DataFrame, path: Path, requested: str, option: str) -> tuple[pd.DataFrame, str]:
+    """``df`` with clean column names and the barcode column's name (``ROW_NAMES`` for an unnamed first column).
+
+    Without ``requested`` among the columns, the default ``barcode`` falls back to an unnamed first column or
+    to row names; anything else raises naming ``option``.
+    """
+    if not isinstance(df.index, pd.RangeIndex) and df.index.nlevels == 1:  # header one field short (R row names)
+        df = df.reset_index()
+        df.columns = ["", *df.columns[1:]]
+    cols = [str(c).lstrip("\ufeff").lstrip("#").strip() for c in df.columns]
+    df.columns = cols
+    if requested in cols:
+        return df, requested
+    first = cols[0] if cols else None
+    if requested == DEFAULT_BARCODE_COL and first is not None and (first == "" or first.startswith("Unnamed: 0")):
+        return df.rename(columns={first: ROW_NAMES}), ROW_NAMES
+    raise input_error(path, requested, f"has no column {requested!r} (columns: {cols[:10]}).",
+                      f"name the barcode column with {option}.")
+
+
+@dataclass
+class LabelTable:
+    """A labels file read: labels per barcode plus what was left out, and every column (for per-cell QC)."""
+
+    labels: pd.Series  # cell type, index = barcode
+    table: pd.DataFrame  # all columns as strings, index = barcode (first row per barcode)
+    barcode_col: str  # the column used (``ROW_NAMES`` for an unnamed first column)
+    unlabelled: int  # rows with an empty/NA label, left out
+    unlabelled_example: str | None
+
+    def report(self) -> dict:
+        """JSON-ready summary (for the manifest)."""
+        return {"barcode_column": self.barcode_col, "labelled_barcodes": int(len(self.labels)),
+                "unlabelled_rows": self.unlabelled, "unlabelled_example": self.unlabelled_example}
+
+
+def is_na_label(labels: pd.Series) -> pd.Series:
+    """True where a label (string) is empty or an NA spelling (NA, NaN, None, <NA>, NULL)."""
+    s = labels.astype(str).str.strip()
+    return (s == "") | s.str.upper().isin(NA_LABELS)
+
+
+def read_label_table(
+    path: PathLike, barcode_col: str = DEFAULT_BARCODE_COL, label_col: str = "cell_type"
+) -> LabelTable:
+    """Cell type per barcode from a TSV/CSV; empty/NA labels are left out (and counted); conflicting
+    duplicates raise."""
+    path = require_file(path, "cell-type labels")
+    df, bcol = _with_barcodes(read_table(path, "cell-type labels"), path, barcode_col, "--label-barcode-col")
+    if label_col not in df.columns:
+        raise input_error(path, label_col, f"has no column {label_col!r} (columns: {list(df.columns)[:10]}).",
+                          "name the label column with --label-col.")
+    bc = df[bcol].astype(str).str.strip()
     lab = df[label_col].astype(str).str.strip()
-    keep = (lab != "") & ~lab.str.upper().isin(["NA", "NAN", "NONE"])
-    bc, lab = bc[keep], lab[keep]
+    na = is_na_label(lab)
+    example = str(bc[na].iloc[0]) if na.any() else None
+    bc, lab = bc[~na], lab[~na]
     dup = bc.duplicated(keep=False)
     if dup.any():
         conflicting = pd.DataFrame({"b": bc[dup], "l": lab[dup]}).groupby("b")["l"].nunique()
         if (conflicting > 1).any():
             b = conflicting[conflicting > 1].index[0]
-            raise input_error(path, barcode_col, f"barcode {b!r} has more than one label.",
+            raise input_error(path, bcol, f"barcode {b!r} has more than one label.",
                               "keep one row (one label) per barcode.")
     out = pd.Series(lab.to_numpy(), index=pd.Index(bc.to_numpy(), name="barcode"), name="cell_type")
-    return out[~out.index.duplicated()]
+    table = df.assign(**{bcol: df[bcol].astype(str).str.strip()}).drop_duplicates(bcol).set_index(bcol)
+    return LabelTable(out[~out.index.duplicated()], table, bcol, int(na.sum()), example)
 
 
-def read_metrics(path: PathLike, barcode_col: str = "barcode") -> pd.DataFrame:
-    """Per-cell QC metrics indexed by barcode (all other columns kept as strings)."""
-    df = read_table(path, "per-cell metrics")
-    df.columns = [str(c).lstrip("#").strip() for c in df.columns]
-    if barcode_col not in df.columns:
-        raise input_error(path, barcode_col, f"has no column {barcode_col!r} (columns: {list(df.columns)[:10]}).",
-                          "name the barcode column with --metrics-barcode-col.")
-    return df.drop_duplicates(barcode_col).set_index(barcode_col)
+def read_labels(path: PathLike, barcode_col: str = DEFAULT_BARCODE_COL, label_col: str = "cell_type") -> pd.Series:
+    """Cell type per barcode (index = barcode) from a TSV/CSV; see ``read_label_table``."""
+    return read_label_table(path, barcode_col, label_col).labels
+
+
+def read_metrics(path: PathLike, barcode_col: str = DEFAULT_BARCODE_COL) -> pd.DataFrame:
+    """Per-cell metrics indexed by barcode (other columns kept as strings; first row per barcode).
+
+    The index is named after the barcode column used (``ROW_NAMES`` for an unnamed first column).
+    """
+    path = require_file(path, "per-cell metrics")
+    df, bcol = _with_barcodes(read_table(path, "per-cell metrics"), path, barcode_col, "--metrics-barcode-col")
+    df[bcol] = df[bcol].astype(str).str.strip()
+    return df.drop_duplicates(bcol).set_index(bcol)

@@ -101,7 +101,7 @@ def prepare(
         raise TypeError(f"prepare() got unexpected arguments {sorted(kwargs)}")
     say = progress or (lambda f, m: None)
     if out is not None:
-        bundle_io.check_output_dir(out, overwrite)
+        bundle_io.check_output_dir(out, overwrite, inputs=dataclasses.asdict(inputs))
     _check_options(inputs, options)
     spec = genome_spec(options.genome, inputs.chrom_sizes, options.chrom_prefix)
     markers = parse_markers(options.markers)
@@ -220,9 +220,10 @@ def _read_modalities(inputs: PrepareInputs, o: PrepareOptions) -> tuple[Modality
 
 def _prepare_peaks(atac: Modality, spec: GenomeSpec, o: PrepareOptions) -> tuple[Modality, dict]:
     """Build-check, sort (with their columns) and de-overlap the peaks."""
-    peaks, keep = check_build(atac.var[["chrom", "start", "end"]], spec, atac.path, "peaks")
+    peaks, keep = check_build(atac.var[["chrom", "start", "end", "name"]], spec, atac.path, "peaks")
     report = {"peaks_in": int(len(peaks)), "dropped_on_unplaced_contigs": int((~keep).sum())}
-    atac = Modality(atac.kind, atac.x, atac.obs, atac.var.assign(chrom=peaks["chrom"].to_numpy()),
+    atac = Modality(atac.kind, atac.x, atac.obs,
+                    atac.var.assign(chrom=peaks["chrom"].to_numpy(), name=peaks["name"].to_numpy()),
                     atac.path, atac.source_field)
     atac = atac.subset_features(np.flatnonzero(keep))
     if atac.x.shape[1] == 0:
@@ -258,105 +259,150 @@ def _obs_labels(mod: Modality, col: str) -> pd.Series | None:
     return s[(s != "") & ~s.str.upper().isin(["NA", "NAN", "NONE"])].rename("cell_type")
 
 
-def _labels_for(mod: Modality, path: PathLike | None, o: PrepareOptions) -> tuple[pd.Series, str]:
-    from grids_core.ingest.labels import read_labels
+def _labels_for(mod: Modality, path: PathLike | None, o: PrepareOptions) -> tuple[pd.Series, str, dict]:
+    """Labels per barcode (from ``path``, else the modality's obs), their source, and what was left out."""
+    from grids_core.ingest.labels import read_label_table
 
     if path is not None:
-        return read_labels(path, o.label_barcode_col, o.label_col), str(path)
+        t = read_label_table(path, o.label_barcode_col, o.label_col)
+        return t.labels, str(path), {"source": str(path), **t.report()}
     s = _obs_labels(mod, o.label_col)
     if s is None:
         raise input_error(mod.path, f"obs['{o.label_col}']", "no cell-type labels: no labels table was given and the "
                           f"{mod.kind.upper()} cells have no {o.label_col!r} column.",
                           "pass --labels FILE (barcode and cell_type columns; see --label-barcode-col/--label-col).")
-    return s, f"{mod.path} obs['{o.label_col}']"
+    src = f"{mod.path} obs['{o.label_col}']"
+    unlabelled = mod.obs.index[~mod.obs.index.isin(s.index)]
+    return s, src, {"source": src, "barcode_column": "obs_names", "labelled_barcodes": int(len(s)),
+                    "unlabelled_rows": int(len(unlabelled)),
+                    "unlabelled_example": str(unlabelled[0]) if len(unlabelled) else None}
 
 
-def _metrics(inputs: PrepareInputs, o: PrepareOptions, mods: list[Modality]) -> tuple[pd.DataFrame, str]:
-    """Per-cell columns from the metrics table, the labels table and the modalities' obs (first wins)."""
-    from grids_core.ingest.labels import read_metrics, read_table
+def _metrics(
+    inputs: PrepareInputs, o: PrepareOptions, mods: list[Modality]
+) -> tuple[pd.DataFrame, dict[str, str], pd.Index | None]:
+    """Per-cell columns from the metrics table, the labels tables and the modalities' obs (first wins): the
+    joined table, the file each column comes from, and the metrics table's own barcodes (None without one)."""
+    from grids_core.ingest.labels import read_metrics
 
-    frames, sources = [], []
+    frames: list[tuple[pd.DataFrame, str]] = []
+    table_barcodes = None
     if inputs.metrics is not None:
-        frames.append(read_metrics(inputs.metrics, o.metrics_barcode_col))
-        sources.append(str(inputs.metrics))
-    for p in (inputs.labels, inputs.atac_labels):
-        if p is not None:
-            t = read_table(p, "cell-type labels")
-            t.columns = [str(c).lstrip("#").strip() for c in t.columns]
-            if o.label_barcode_col in t.columns:
-                frames.append(t.drop_duplicates(o.label_barcode_col).set_index(o.label_barcode_col))
-                sources.append(str(p))
+        m = read_metrics(inputs.metrics, o.metrics_barcode_col)
+        table_barcodes = m.index.astype(str)
+        frames.append((m, str(inputs.metrics)))
+    for p in dict.fromkeys(p for p in (inputs.labels, inputs.atac_labels) if p is not None):
+        frames.append((read_metrics(p, o.label_barcode_col), str(p)))
     for m in mods:
-        frames.append(m.obs)
-        sources.append(f"{m.path} obs")
+        frames.append((m.obs, f"{m.path} obs"))
     out = pd.DataFrame()
-    for f in frames:
+    col_source: dict[str, str] = {}
+    for f, src in frames:
         f = f.copy()
         f.index = f.index.astype(str)
         new = [c for c in f.columns if c not in out.columns]
+        col_source.update({c: src for c in new})
         out = f[new] if out.empty and not len(out.columns) else out.join(f[new], how="outer")
-    return out, ", ".join(sources)
+    return out, col_source, table_barcodes
+
+
+def _add_metrics_set(sets: dict, sources: dict, report: dict, barcodes: pd.Index | None, path) -> None:
+    """Put the metrics table's barcodes (if there is a table) among the barcode sets that must match."""
+    if barcodes is None:
+        return
+    sets["metrics"], sources["metrics"] = barcodes.to_numpy(), str(path)
+    report["metrics"] = {"source": str(path), "barcode_column": str(barcodes.name), "rows": int(len(barcodes))}
 
 
 def _select_cells(
     atac: Modality, rna: Modality, inputs: PrepareInputs, o: PrepareOptions
 ) -> tuple[Modality, Modality, np.ndarray, np.ndarray, dict]:
-    """Cells kept: (atac, rna modalities subset, ATAC-cell labels, RNA row per ATAC cell, report)."""
+    """Cells kept: (atac, rna modalities subset, ATAC-cell labels, RNA row per ATAC cell, report).
+
+    The report's ``notes`` say, in words, what was left out (unlabelled cells, cells without metrics, a
+    large QC loss, cell types explain cannot use).
+    """
     th = qc.QCThresholds(o.min_atac_counts, o.min_rna_genes, o.min_tss_enrichment)
-    metrics, msource = _metrics(inputs, o, [atac, rna])
+    given = [opt for opt, v in (("--labels", inputs.labels), ("--atac-labels", inputs.atac_labels),
+                                ("--rna-labels", inputs.rna_labels)) if v is not None]
+    if not o.unpaired and len(given) > 1:
+        raise input_error(inputs.rna_labels or inputs.atac_labels, "labels options",
+                          f"co-assayed cells take one labels table, got {' and '.join(given)}: {given[-1]} would be "
+                          "ignored.", "pass one labels table with --labels; for separately assayed ATAC and RNA cells "
+                          "add --unpaired and give each its own table with --atac-labels and --rna-labels.")
+    if o.unpaired and len(given) == 3:
+        raise input_error(inputs.labels, "labels options", "--atac-labels and --rna-labels cover both modalities, "
+                          "so --labels would be ignored.", "drop --labels.")
+    fixes = {"labels": f"pass the labels of these cells and check --label-barcode-col (now {o.label_barcode_col!r})",
+             "metrics": f"pass the per-cell metrics of these cells and check --metrics-barcode-col (now "
+                        f"{o.metrics_barcode_col!r}), or leave --metrics unset (ATAC depth is then counted in peaks)",
+             "RNA": "for separately assayed ATAC and RNA cells pass --unpaired with --atac-labels and --rna-labels"}
+    fixes["ATAC labels"] = fixes["RNA labels"] = fixes["labels"]
     report: dict = {}
     if not o.unpaired:
         label_file = inputs.labels or inputs.atac_labels or inputs.rna_labels
-        labels, lsource = _labels_for(rna if label_file is None and o.label_col not in atac.obs else atac,
-                                      label_file, o)
+        labels, lsource, report["labels"] = _labels_for(
+            rna if label_file is None and o.label_col not in atac.obs else atac, label_file, o)
+        metrics, msources, mbarcodes = _metrics(inputs, o, [atac, rna])
         same = atac.path == rna.path and np.array_equal(atac.barcodes, rna.barcodes)
         sets = {"matrix": atac.barcodes} if same else {"ATAC": atac.barcodes, "RNA": rna.barcodes}
         sources = {"matrix": str(atac.path)} if same else {"ATAC": str(atac.path), "RNA": str(rna.path)}
         sets["labels"], sources["labels"] = labels.index.to_numpy().astype(str), lsource
-        common, report["barcodes"] = cellsel.match_barcodes(sets, sources, o.min_barcode_overlap)
+        _add_metrics_set(sets, sources, report, mbarcodes, inputs.metrics)
+        common, report["barcodes"] = cellsel.match_barcodes(sets, sources, o.min_barcode_overlap, fixes,
+                                                            must_cover=("metrics",))
         atac = atac.subset_cells(pd.Index(atac.barcodes).get_indexer(common))
         rna = rna.subset_cells(pd.Index(rna.barcodes).get_indexer(common))
-        ok_a, qa = qc.atac_qc(atac.x, atac.barcodes, metrics, th, o.fragments_col, o.tss_col, msource)
+        ok_a, qa = qc.atac_qc(atac.x, atac.barcodes, metrics, th, o.fragments_col, o.tss_col, msources)
         ok_r, qr = qc.rna_qc(rna.x, th)
-        report["qc"] = {**qa, **qr}
         passed = ok_a & ok_r
-        report["qc"]["cells_passing"] = int(passed.sum())
+        report["qc"] = {**qa, **qr, "cells_in": int(len(passed)), "cells_passing": int(passed.sum())}
         lab = labels.reindex(atac.barcodes).to_numpy().astype(str)
         counts = pd.Series(lab[passed]).value_counts()
-        keep_types, report["cell_types"] = cellsel.enforce_min_cells(counts, o.min_cells, o.drop_small_types, lsource)
+        keep_types, report["cell_types"] = cellsel.enforce_min_cells(
+            counts, o.min_cells, o.drop_small_types, lsource, pd.Series(lab).value_counts(), qc.describe_qc(report["qc"]))
         rows = np.flatnonzero(passed & np.isin(lab, list(keep_types)))
         atac, rna = atac.subset_cells(rows), rna.subset_cells(rows)
-        return atac, rna, lab[rows], np.arange(len(rows)), report
-    # unpaired: each modality matched to its own labels, paired within cell type afterwards
-    la, src_a = _labels_for(atac, inputs.atac_labels or inputs.labels, o)
-    lr, src_r = _labels_for(rna, inputs.rna_labels or inputs.labels, o)
-    ca, report["barcodes_atac"] = cellsel.match_barcodes(
-        {"ATAC": atac.barcodes, "ATAC labels": la.index.to_numpy().astype(str)},
-        {"ATAC": str(atac.path), "ATAC labels": src_a}, o.min_barcode_overlap)
-    cr, report["barcodes_rna"] = cellsel.match_barcodes(
-        {"RNA": rna.barcodes, "RNA labels": lr.index.to_numpy().astype(str)},
-        {"RNA": str(rna.path), "RNA labels": src_r}, o.min_barcode_overlap)
-    atac = atac.subset_cells(pd.Index(atac.barcodes).get_indexer(ca))
-    rna = rna.subset_cells(pd.Index(rna.barcodes).get_indexer(cr))
-    ok_a, qa = qc.atac_qc(atac.x, atac.barcodes, metrics, th, o.fragments_col, o.tss_col, msource)
-    ok_r, qr = qc.rna_qc(rna.x, th)
-    report["qc"] = {**qa, **qr}
-    lab_a = la.reindex(atac.barcodes).to_numpy().astype(str)
-    lab_r = lr.reindex(rna.barcodes).to_numpy().astype(str)
-    ca_counts = pd.Series(lab_a[ok_a]).value_counts()
-    cr_counts = pd.Series(lab_r[ok_r]).value_counts()
-    counts = pd.concat([ca_counts, cr_counts], axis=1).fillna(0).min(axis=1).astype(int)
-    keep_types, report["cell_types"] = cellsel.enforce_min_cells(counts, o.min_cells, o.drop_small_types,
-                                                                 f"{src_a}; {src_r}")
-    report["cell_types"]["atac_cells_per_type"] = {str(k): int(v) for k, v in ca_counts.items()}
-    report["cell_types"]["rna_cells_per_type"] = {str(k): int(v) for k, v in cr_counts.items()}
-    rows_a = np.flatnonzero(ok_a & np.isin(lab_a, list(keep_types)))
-    rows_r = np.flatnonzero(ok_r & np.isin(lab_r, list(keep_types)))
-    atac, rna = atac.subset_cells(rows_a), rna.subset_cells(rows_r)
-    lab_a, lab_r = lab_a[rows_a], lab_r[rows_r]
-    pairing = cellsel.pair_unpaired(lab_a, lab_r, o.seed)
-    report["pairing"] = ("unpaired: each ATAC cell is matched to a seeded random RNA cell of the same type "
-                         f"({len(np.unique(pairing))} distinct RNA cells for {len(pairing)} ATAC cells)")
+        lab_a, pairing = lab[rows], np.arange(len(rows))
+    else:  # unpaired: each modality matched to its own labels, paired within cell type afterwards
+        la, src_a, report["labels_atac"] = _labels_for(atac, inputs.atac_labels or inputs.labels, o)
+        lr, src_r, report["labels_rna"] = _labels_for(rna, inputs.rna_labels or inputs.labels, o)
+        metrics, msources, mbarcodes = _metrics(inputs, o, [atac, rna])
+        sets = {"ATAC": atac.barcodes, "ATAC labels": la.index.to_numpy().astype(str)}
+        sources = {"ATAC": str(atac.path), "ATAC labels": src_a}
+        _add_metrics_set(sets, sources, report, mbarcodes, inputs.metrics)
+        ca, report["barcodes_atac"] = cellsel.match_barcodes(sets, sources, o.min_barcode_overlap, fixes,
+                                                             must_cover=("metrics",))
+        cr, report["barcodes_rna"] = cellsel.match_barcodes(
+            {"RNA": rna.barcodes, "RNA labels": lr.index.to_numpy().astype(str)},
+            {"RNA": str(rna.path), "RNA labels": src_r}, o.min_barcode_overlap, fixes)
+        atac = atac.subset_cells(pd.Index(atac.barcodes).get_indexer(ca))
+        rna = rna.subset_cells(pd.Index(rna.barcodes).get_indexer(cr))
+        ok_a, qa = qc.atac_qc(atac.x, atac.barcodes, metrics, th, o.fragments_col, o.tss_col, msources)
+        ok_r, qr = qc.rna_qc(rna.x, th)
+        report["qc"] = {**qa, **qr}
+        lab_a = la.reindex(atac.barcodes).to_numpy().astype(str)
+        lab_r = lr.reindex(rna.barcodes).to_numpy().astype(str)
+        ca_counts = pd.Series(lab_a[ok_a]).value_counts()
+        cr_counts = pd.Series(lab_r[ok_r]).value_counts()
+        counts = pd.concat([ca_counts, cr_counts], axis=1).fillna(0).min(axis=1).astype(int)
+        before = pd.concat([pd.Series(lab_a).value_counts(), pd.Series(lab_r).value_counts()], axis=1)
+        keep_types, report["cell_types"] = cellsel.enforce_min_cells(
+            counts, o.min_cells, o.drop_small_types, f"{src_a}; {src_r}", before.fillna(0).min(axis=1).astype(int),
+            qc.describe_qc(report["qc"]))
+        report["cell_types"]["atac_cells_per_type"] = {str(k): int(v) for k, v in ca_counts.items()}
+        report["cell_types"]["rna_cells_per_type"] = {str(k): int(v) for k, v in cr_counts.items()}
+        rows_a = np.flatnonzero(ok_a & np.isin(lab_a, list(keep_types)))
+        rows_r = np.flatnonzero(ok_r & np.isin(lab_r, list(keep_types)))
+        atac, rna = atac.subset_cells(rows_a), rna.subset_cells(rows_r)
+        lab_a, lab_r = lab_a[rows_a], lab_r[rows_r]
+        pairing = cellsel.pair_unpaired(lab_a, lab_r, o.seed)
+        report["pairing"] = ("unpaired: each ATAC cell is matched to a seeded random RNA cell of the same type "
+                             f"({len(np.unique(pairing))} distinct RNA cells for {len(pairing)} ATAC cells)")
+    too_few, need_train, need_cells = cellsel.unexplainable_types(lab_a, o.seed)
+    report["cell_types"].update(explain_min_training_cells=need_train, explain_min_cells=need_cells,
+                                too_few_training_cells=too_few)
+    report["notes"] = cellsel.notes(report)
     return atac, rna, lab_a, pairing, report
 
 
@@ -388,7 +434,24 @@ def _manifest(inputs: PrepareInputs, o: PrepareOptions, build: str, ann: Annotat
     if has_hic:
         layers.append("hic")
     opts = dataclasses.asdict(o)
+    no_locus = ann.genes.loc[~ann.genes["eligible"].astype(bool), "name"].astype(str)
+    genes_report = {"rna_features": int(len(ann.genes)), "with_locus": int(len(ann.genes) - len(no_locus)),
+                    "without_locus": int(len(no_locus)), "without_locus_examples": no_locus.head(5).tolist()}
+    notes = list(cell_report.get("notes", []))
+    if len(no_locus):
+        notes.append(f"{len(no_locus)} of {len(ann.genes)} RNA genes have no usable locus in {ann.source.split(' (')[0]} (absent, "
+                     f"'NA', or off the {build} chromosomes), e.g. {', '.join(genes_report['without_locus_examples'])}: "
+                     "they cannot be selected (they still count in each cell's library size). Fix: pass the annotation "
+                     "the matrix was counted with (--gtf).")
+    if not ann.strand_known:
+        notes.append(f"{ann.source.split(' (')[0]} give no strand: genes get strand '.', their TSS is taken as the "
+                     "interval start (the wrong end for minus-strand genes), distances to the TSS run along the genome "
+                     "and --window is centred there. Fix: pass the GTF the matrix was counted with (--gtf, e.g. "
+                     "genes/genes.gtf.gz of the Cell Ranger ARC reference).")
+    labels_used = [r["source"] for k in ("labels", "labels_atac", "labels_rna") if (r := cell_report.get(k))]
     return {
+        "notes": notes,
+        "genes_report": genes_report,
         "genome_build": build,
         "description": "Prepared from user single-cell multiome data by `grids prepare`.",
         "paired": not o.unpaired,
@@ -398,7 +461,7 @@ def _manifest(inputs: PrepareInputs, o: PrepareOptions, build: str, ann: Annotat
         "provenance": {layer: "real" for layer in layers},
         "sources": {k: v for k, v in {
             "cells": str(inputs.tenx_h5 or inputs.h5mu or f"{inputs.rna_h5ad} + {inputs.atac_h5ad}"),
-            "labels": str(inputs.labels or f"{inputs.rna_labels} + {inputs.atac_labels}"),
+            "labels": " + ".join(dict.fromkeys(labels_used)) or None,
             "genes": ann.source,
             "tads": str(inputs.tads) if has_tads else None,
             "hic": str(inputs.cool) if has_hic else None,
@@ -406,7 +469,7 @@ def _manifest(inputs: PrepareInputs, o: PrepareOptions, build: str, ann: Annotat
         "inputs": {k: _file_info(v) for k, v in dataclasses.asdict(inputs).items() if v is not None},
         "genes_strand_known": ann.strand_known,
         "peaks": peak_report,
-        "cells_report": cell_report,
+        "cells_report": {k: v for k, v in cell_report.items() if k != "notes"},
         "hic_report": hic_report,
         "prepare_options": opts,
     }

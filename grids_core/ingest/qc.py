@@ -7,6 +7,7 @@ normalised dispersion (variance/mean of counts per 10,000, z-scored within 20 me
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,8 @@ import scipy.sparse as sp
 from grids_core.ingest.common import Modality, input_error
 
 CP10K = 1e4
+LARGE_QC_LOSS = 0.3  # above this share of cells removed, prepare's summary details the QC
+DEPTH_FROM_PEAKS = "sum of ATAC counts in peaks"
 FRAGMENT_COLS = ("atac_fragments", "nFrags", "nCount_ATAC", "n_fragments", "passed_filters", "atac_counts")
 TSS_COLS = ("tss_enrichment", "TSSEnrichment", "TSS.enrichment", "TSS_enrichment", "tsse")
 
@@ -58,7 +61,9 @@ class QCThresholds:
 def _numeric_column(metrics: pd.DataFrame, barcodes: np.ndarray, col: str, source: str) -> np.ndarray:
     vals = pd.to_numeric(metrics[col].reindex(barcodes), errors="coerce").to_numpy(np.float64)
     if np.isnan(vals).all():
-        raise input_error(source, col, f"column {col!r} has no numeric values for these cells.",
+        example = metrics[col].reindex(barcodes).iloc[0] if len(barcodes) else None
+        raise input_error(source, col, f"column {col!r} has no numeric values for the {len(barcodes)} matched cells "
+                          f"(e.g. {example!r} for {str(barcodes[0]) if len(barcodes) else None!r}).",
                           "point the option at a numeric per-cell column, or leave it unset.")
     return vals
 
@@ -81,25 +86,40 @@ def atac_qc(
     thresholds: QCThresholds,
     fragments_col: str | None = None,
     tss_col: str | None = None,
-    source: str = "per-cell metrics",
+    source: str | Mapping[str, str] = "per-cell metrics",
 ) -> tuple[np.ndarray, dict]:
-    """ATAC pass mask: depth (a fragments column, else the counts in peaks) and TSS enrichment if a column has it."""
-    frag = find_column(metrics, fragments_col, FRAGMENT_COLS, "--fragments-col", source)
-    tss = find_column(metrics, tss_col, TSS_COLS, "--tss-col", source)
+    """ATAC pass mask: depth (a fragments column, else the counts in peaks) and TSS enrichment if a column has it.
+
+    ``source`` names where the columns come from: one string, or one per column (the file holding it).
+    Cells without a numeric value fail and are counted (``*_not_numeric``).
+    """
+    def where(col: str | None) -> str:
+        if isinstance(source, str):
+            return source
+        return source.get(col or "", ", ".join(dict.fromkeys(source.values())) or "per-cell metrics")
+
+    frag = find_column(metrics, fragments_col, FRAGMENT_COLS, "--fragments-col", where(fragments_col))
+    tss = find_column(metrics, tss_col, TSS_COLS, "--tss-col", where(tss_col))
+    report: dict = {"atac_depth_gt": thresholds.min_atac_counts, "atac_cells_in": int(len(barcodes))}
     if frag is not None:
-        depth, depth_src = _numeric_column(metrics, barcodes, frag, source), f"column {frag}"
+        depth = _numeric_column(metrics, barcodes, frag, where(frag))
+        report.update(atac_depth_source=f"column {frag}", atac_depth_file=where(frag),
+                      atac_depth_not_numeric=int(np.isnan(depth).sum()))
     else:
-        depth, depth_src = np.asarray(x.sum(axis=1)).ravel().astype(np.float64), "sum of ATAC counts in peaks"
+        depth = np.asarray(x.sum(axis=1)).ravel().astype(np.float64)
+        report["atac_depth_source"] = DEPTH_FROM_PEAKS
     ok = np.nan_to_num(depth, nan=0.0) > thresholds.min_atac_counts
-    report: dict = {"atac_depth_gt": thresholds.min_atac_counts, "atac_depth_source": depth_src,
-                    "atac_cells_in": int(len(barcodes)), "failed_atac_depth": int((~ok).sum())}
+    report["failed_atac_depth"] = int((~ok).sum())
     if tss is not None:
-        ok_tss = np.nan_to_num(_numeric_column(metrics, barcodes, tss, source), nan=0.0) > thresholds.min_tss_enrichment
+        vals = _numeric_column(metrics, barcodes, tss, where(tss))
+        ok_tss = np.nan_to_num(vals, nan=0.0) > thresholds.min_tss_enrichment
         report.update(tss_enrichment_gt=thresholds.min_tss_enrichment, tss_enrichment_source=f"column {tss}",
+                      tss_enrichment_file=where(tss), tss_enrichment_not_numeric=int(np.isnan(vals).sum()),
                       failed_tss_enrichment=int((ok & ~ok_tss).sum()))
         ok &= ok_tss
     else:
         report["tss_enrichment_source"] = None
+    report["atac_cells_passing"] = int(ok.sum())
     return ok, report
 
 
@@ -107,7 +127,47 @@ def rna_qc(x: sp.csr_matrix, thresholds: QCThresholds) -> tuple[np.ndarray, dict
     """RNA pass mask: more than ``min_rna_genes`` genes detected (over all genes)."""
     ok = np.diff(sp.csr_matrix(x).indptr) > thresholds.min_rna_genes
     return ok, {"rna_genes_gt": thresholds.min_rna_genes, "rna_cells_in": int(x.shape[0]),
-                "failed_rna_genes": int((~ok).sum())}
+                "failed_rna_genes": int((~ok).sum()), "rna_cells_passing": int(ok.sum())}
+
+
+def removed_fraction(report: dict) -> float:
+    """The largest share of a modality's cells that QC removed (0..1)."""
+    shares = [1 - report[f"{m}_cells_passing"] / report[f"{m}_cells_in"] for m in ("atac", "rna")
+              if report.get(f"{m}_cells_in")]
+    if report.get("cells_in"):
+        shares.append(1 - report["cells_passing"] / report["cells_in"])
+    return max(shares, default=0.0)
+
+
+def describe_qc(report: dict) -> tuple[str, str]:
+    """(what QC removed, per criterion with its threshold and the values it was applied to; how to change it)."""
+    def pct(n: int, of: int, what: str) -> str:
+        return f"{n} of {of} {what} ({100 * n / of:.0f}%)" if of else f"{n} {what}"
+
+    on_peaks = report.get("atac_depth_source") == DEPTH_FROM_PEAKS
+    depth_what = ("counts in peaks: no fragments column was found in the metrics, labels or obs" if on_peaks
+                  else f"{report.get('atac_depth_source')} of {report.get('atac_depth_file')}")
+    parts = [f"ATAC depth <= {report['atac_depth_gt']:g} ({depth_what}) removed {report['failed_atac_depth']}"]
+    options = [f"--min-atac-counts (now {report['atac_depth_gt']:g}"
+               + ("; it was applied to counts in peaks, a few times lower than fragment counts: lower it, or pass "
+                  "--metrics per_barcode_metrics.csv to use its atac_fragments)" if on_peaks else ")")]
+    if report.get("tss_enrichment_source"):
+        parts.append(f"TSS enrichment <= {report['tss_enrichment_gt']:g} ({report['tss_enrichment_source']} of "
+                     f"{report.get('tss_enrichment_file')}) removed {report['failed_tss_enrichment']} more")
+        options.append(f"--min-tss-enrichment (now {report['tss_enrichment_gt']:g})")
+    parts.append(f"RNA genes detected <= {report['rna_genes_gt']:g} removed {report['failed_rna_genes']}")
+    options.append(f"--min-rna-genes (now {report['rna_genes_gt']:g})")
+    for key, what in (("atac_depth_not_numeric", "ATAC depth"), ("tss_enrichment_not_numeric", "TSS enrichment")):
+        if report.get(key):
+            parts.append(f"{report[key]} cells had no numeric {what} value and failed")
+    if report.get("cells_in"):
+        head = f"QC removed {pct(report['cells_in'] - report['cells_passing'], report['cells_in'], 'cells')}"
+    else:
+        a_in, r_in = report["atac_cells_in"], report["rna_cells_in"]
+        head = (f"QC removed {pct(a_in - report['atac_cells_passing'], a_in, 'ATAC cells')} and "
+                f"{pct(r_in - report['rna_cells_passing'], r_in, 'RNA cells')}")
+    problem = f"{head}: " + "; ".join(parts) + " (a cell can fail several)."
+    return problem, "if these QC thresholds do not suit the data, change them: " + ", ".join(options)
 
 
 def binarise(x: sp.csr_matrix) -> sp.csr_matrix:
