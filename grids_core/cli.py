@@ -87,6 +87,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
           + ", ".join(f"{t} {n}" for t, n in b.cells["cell_type"].value_counts().items()))
     print(f"barcodes {bc.get('counts')} -> {bc.get('shared')} shared; failed QC {failed}; "
           f"dropped types {rep.get('cell_types', {}).get('dropped_types') or 'none'}")
+    for note in b.manifest.get("notes", []):  # what was left out, also in manifest.json 'notes'
+        print(f"note: {note}")
     print(f"Next: grids train --bundle {args.out}  then  python app.py --bundle {args.out}")
     return 0
 
@@ -117,7 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"Saved {out} (model {tm.model_id}) in {tm.meta['train_seconds']:.1f} s on {tm.meta['device']}; "
           f"median held-out r over {len(q)} genes = {tm.meta['median_r']:.3f}")
     if markers:
-        print("held-out Pearson r of the markers: " + ", ".join(f"{g} {q[g]:.2f}" for g in markers))
+        which = "the markers" if b.manifest.get("markers") else "the paper's marker genes found in this bundle"
+        print(f"held-out Pearson r of {which}: " + ", ".join(f"{g} {q[g]:.2f}" for g in markers))
     return 0
 
 
@@ -240,7 +243,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     current = model_file_id(settings.model_path)
     df = pd.DataFrame(rows)
     df["model"] = ["current" if m == current else f"other ({m})" for m in df["model_id"]]
-    print(df.drop(columns=["model_id", "family"], errors="ignore").to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for col in ("heldout_delta", "recall", "runtime_s"):
+        df[col] = pd.to_numeric(df[col])
+    if df["recall"].isna().all():  # no planted truth (real data): no recall column
+        df = df.drop(columns="recall")
+    print(df.drop(columns=["model_id", "family"], errors="ignore").to_string(index=False, na_rep="—",
+                                                                       float_format=lambda v: f"{v:.4g}"))
     return 0
 
 
@@ -407,62 +415,87 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
 
     s = sub.add_parser("simulate", help="write the default semi-synthetic bundle")
-    s.add_argument("--out", default=str(DEFAULT_BUNDLE))
-    s.add_argument("--cells", type=int, default=10_266)
-    s.add_argument("--peaks", type=int, default=20_000, help="peak count (127219 = the paper's width)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=str(DEFAULT_BUNDLE),
+                   help="bundle directory to write: new, empty, or a GRIDS bundle with --force (default: %(default)s)")
+    s.add_argument("--cells", type=int, default=10_266, help="number of cells (default: %(default)s)")
+    s.add_argument("--peaks", type=int, default=20_000,
+                   help="peak count (127219 = the paper's width; default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default: %(default)s)")
     s.add_argument("--confounded", action="store_true",
                    help="add a trans programme per marker pair that its decoys track: they predict the gene "
                         "but drive nothing (README, Benchmarks)")
-    s.add_argument("--force", action="store_true", help="replace an existing bundle")
+    s.add_argument("--force", action="store_true",
+                   help="replace an existing GRIDS bundle at --out (any other file or directory is refused)")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("prepare", help="build a bundle from your multiome data (10x ARC h5, h5ad/h5mu, labels, GTF, TADs, Hi-C)")
-    s.add_argument("--out", required=True, help="bundle directory to write")
+    s.add_argument("--out", required=True,
+                   help="bundle directory to write: a new or empty directory, or an existing GRIDS bundle with "
+                        "--force; never one holding your input files")
     src = s.add_argument_group("cells (one of)")
     src.add_argument("--tenx-h5", dest="tenx_h5", help="Cell Ranger ARC filtered_feature_bc_matrix.h5")
     src.add_argument("--h5mu", help="MuData file with modalities rna and atac")
     src.add_argument("--rna-h5ad", dest="rna_h5ad", help="AnnData of RNA counts (with --atac-h5ad)")
     src.add_argument("--atac-h5ad", dest="atac_h5ad", help="AnnData of ATAC peak counts (with --rna-h5ad)")
-    src.add_argument("--rna-layer", dest="rna_layer", help="AnnData layer with raw RNA counts ('raw' = .raw.X)")
-    src.add_argument("--atac-layer", dest="atac_layer", help="AnnData layer with ATAC counts ('raw' = .raw.X)")
+    src.add_argument("--rna-layer", dest="rna_layer", help="AnnData layer with raw RNA counts ('raw' = .raw.X; default: layers['counts'] when present, else X)")
+    src.add_argument("--atac-layer", dest="atac_layer", help="AnnData layer with ATAC counts ('raw' = .raw.X; default: layers['counts'] when present, else X)")
     src.add_argument("--unpaired", action="store_true", help="ATAC and RNA are different cells (matched by cell type)")
     lab = s.add_argument_group("labels and per-cell metrics")
     lab.add_argument("--labels", help="TSV/CSV with a barcode and a cell-type column")
     lab.add_argument("--rna-labels", dest="rna_labels", help="labels of the RNA cells (unpaired data)")
     lab.add_argument("--atac-labels", dest="atac_labels", help="labels of the ATAC cells (unpaired data)")
-    lab.add_argument("--label-barcode-col", dest="label_barcode_col", default="barcode")
-    lab.add_argument("--label-col", dest="label_col", default="cell_type")
+    lab.add_argument("--label-barcode-col", dest="label_barcode_col", default="barcode",
+                     help="barcode column of the labels table (default: %(default)s)")
+    lab.add_argument("--label-col", dest="label_col", default="cell_type",
+                     help="cell-type column of the labels table, or of the AnnData obs without --labels "
+                          "(default: %(default)s)")
     lab.add_argument("--metrics", help="per-cell QC table, e.g. cellranger-arc per_barcode_metrics.csv")
-    lab.add_argument("--metrics-barcode-col", dest="metrics_barcode_col", default="barcode")
+    lab.add_argument("--metrics-barcode-col", dest="metrics_barcode_col", default="barcode",
+                     help="barcode column of the metrics table (default: %(default)s)")
     lab.add_argument("--fragments-col", dest="fragments_col", help="per-cell ATAC fragments column (default: auto)")
     lab.add_argument("--tss-col", dest="tss_col", help="per-cell TSS enrichment column (default: auto)")
     ann = s.add_argument_group("genome and annotation")
     ann.add_argument("--genome", default="hg38", help="genome build of the data (default: %(default)s)")
-    ann.add_argument("--chrom-sizes", dest="chrom_sizes", help="chrom sizes of a build other than hg38")
-    ann.add_argument("--chrom-prefix", dest="chrom_prefix", help="add this prefix to chromosome names ('chr' for 1 -> chr1)")
+    ann.add_argument("--chrom-sizes", dest="chrom_sizes", help="chromosome sizes of a build other than hg38: UCSC .chrom.sizes (name<TAB>length, header line "
+                          "optional; default: hg38 shipped)")
+    ann.add_argument("--chrom-prefix", dest="chrom_prefix", help="add this prefix to chromosome names ('chr' for 1 -> chr1, MT -> chrM; default: none)")
     ann.add_argument("--gtf", help="gene annotation GTF/GTF.gz (default: the 10x feature intervals)")
-    ann.add_argument("--gtf-name-attr", dest="gtf_name_attr", default="gene_name")
-    ann.add_argument("--tads", help="TAD domains BED")
-    ann.add_argument("--cool", help="Hi-C .cool/.mcool (contacts around each marker)")
-    ann.add_argument("--hic-resolution", dest="hic_resolution", type=int, default=10_000)
-    ann.add_argument("--hic-flank", dest="hic_flank", type=int, default=1_000_000)
+    ann.add_argument("--gtf-name-attr", dest="gtf_name_attr", default="gene_name",
+                     help="GTF attribute holding the gene symbol (default: %(default)s)")
+    ann.add_argument("--tads", help="TAD domains BED (default: none)")
+    ann.add_argument("--cool", help="Hi-C .cool/.mcool (contacts around each marker; needs --markers; default: none)")
+    ann.add_argument("--hic-resolution", dest="hic_resolution", type=int, default=10_000,
+                     help="Hi-C bin size in bp: the .cool's bin size or one resolution of the .mcool "
+                          "(default: %(default)s)")
+    ann.add_argument("--hic-flank", dest="hic_flank", type=int, default=1_000_000,
+                     help="bp of Hi-C kept on each side of a marker gene (default: %(default)s)")
     ann.add_argument("--hic-raw", dest="hic_balance", action="store_const", const=False, default=None,
                      help="raw contact counts even when the cooler has balancing weights")
     sel = s.add_argument_group("QC and selection")
-    sel.add_argument("--markers", default="", help="genes always kept (GENE or CELLTYPE:GENE, comma-separated)")
-    sel.add_argument("--n-genes", dest="n_genes", type=int, default=3000, help="top variable genes kept")
-    sel.add_argument("--min-atac-counts", dest="min_atac_counts", type=float, default=1000)
-    sel.add_argument("--min-rna-genes", dest="min_rna_genes", type=float, default=200)
-    sel.add_argument("--min-tss-enrichment", dest="min_tss_enrichment", type=float, default=2.0)
-    sel.add_argument("--min-cells", dest="min_cells", type=int, default=20, help="fewest cells per cell type")
+    sel.add_argument("--markers", default="", help="genes always kept (GENE or CELLTYPE:GENE, comma-separated; default: none)")
+    sel.add_argument("--n-genes", dest="n_genes", type=int, default=3000,
+                     help="top variable genes kept, besides the markers (default: %(default)s)")
+    sel.add_argument("--min-atac-counts", dest="min_atac_counts", type=float, default=1000,
+                     help="a cell passes with more ATAC fragments than this (peak counts when no fragments column "
+                          "is found) (default: %(default)s)")
+    sel.add_argument("--min-rna-genes", dest="min_rna_genes", type=float, default=200,
+                     help="a cell passes with more detected genes than this (default: %(default)s)")
+    sel.add_argument("--min-tss-enrichment", dest="min_tss_enrichment", type=float, default=2.0,
+                     help="a cell passes with a TSS enrichment above this, when a column gives it "
+                          "(default: %(default)s)")
+    sel.add_argument("--min-cells", dest="min_cells", type=int, default=20,
+                     help="fewest cells per cell type after QC (default: %(default)s)")
     sel.add_argument("--drop-small-types", dest="drop_small_types", action="store_true",
                      help="drop cell types below --min-cells instead of failing")
     sel.add_argument("--min-barcode-overlap", dest="min_barcode_overlap", type=float, default=0.5,
-                     help="fraction of the smallest barcode set that must match to proceed on the intersection")
-    sel.add_argument("--merge-overlapping-peaks", dest="merge_overlapping_peaks", action="store_true")
-    sel.add_argument("--seed", type=int, default=0, help="seed of the splits (and unpaired matching)")
-    s.add_argument("--force", action="store_true", help="replace an existing bundle")
+                     help="fraction of the smallest barcode set that must match to proceed on the intersection "
+                          "(default: %(default)s)")
+    sel.add_argument("--merge-overlapping-peaks", dest="merge_overlapping_peaks", action="store_true",
+                     help="merge each group of overlapping peaks into one (counts summed) instead of failing")
+    sel.add_argument("--seed", type=int, default=0,
+                     help="seed of the train/val/test splits (and unpaired matching) (default: %(default)s)")
+    s.add_argument("--force", action="store_true",
+                   help="replace an existing GRIDS bundle at --out (any other file or directory is refused)")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train", help="train the surrogate on a bundle")
@@ -486,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="grids")
     request_args(s)
     s.add_argument("--force", action="store_true", help="recompute even if a stored result exists")
-    s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact")
+    s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact/.bed")
     s.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("compare", help="GRIDS and the baselines at equal L for one gene x cell type")
@@ -523,8 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print a stored run")
     bundle_arg(s)
     s.add_argument("run", help="run id (or a unique prefix)")
-    s.add_argument("--export", nargs="*", default=[])
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact/.bed")
+    s.add_argument("--json", action="store_true", help="print the run as JSON (missing numbers as null)")
     s.set_defaults(func=cmd_show)
 
     s = sub.add_parser("runs", help="list stored runs")
@@ -550,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_mnist)
 
     s = sub.add_parser("info", help="print a bundle's manifest")
-    s.add_argument("--bundle", default=str(DEFAULT_BUNDLE))
+    s.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="bundle directory (default: %(default)s)")
     s.set_defaults(func=cmd_info)
     return p
 
