@@ -33,6 +33,9 @@ CREATE INDEX IF NOT EXISTS runs_lookup ON runs (gene, cell_type, method);
 """
 
 
+STORE_VERSION = 2  # 2: baseline runs of earlier versions dropped (their effects were misattributed)
+
+
 class ResultStore:
     """Concurrency-safe store of explanation results (one connection per operation)."""
 
@@ -43,6 +46,22 @@ class ResultStore:
             con.executescript(SCHEMA)
             if "family" not in {r[1] for r in con.execute("PRAGMA table_info(runs)")}:
                 self._add_family_column(con)
+            if con.execute("PRAGMA user_version").fetchone()[0] < STORE_VERSION:
+                self._drop_misattributed_baselines(con)
+
+    @staticmethod
+    def _drop_misattributed_baselines(con: sqlite3.Connection) -> None:
+        """Stores before version 2 hold baseline runs whose per-peak effects sit on the wrong peaks (fixed in the
+        engine): delete them, so asking again recomputes them; GRIDS runs were right and stay."""
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if con.execute("PRAGMA user_version").fetchone()[0] < STORE_VERSION:  # another process may have won
+                con.execute("DELETE FROM runs WHERE method != 'grids'")
+                con.execute(f"PRAGMA user_version = {STORE_VERSION}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _add_family_column(con: sqlite3.Connection) -> None:

@@ -57,6 +57,18 @@ def test_store_round_trip_list_and_prefix(tmp_path, small_bundle):
     assert sqlite3.connect(tmp_path / "results.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_old_store_drops_its_misattributed_baseline_runs_once(tmp_path, small_bundle):
+    path = tmp_path / "results.sqlite"
+    store = ResultStore(path)
+    store.put(make_result(small_bundle, run_id="g1"))
+    store.put(make_result(small_bundle, run_id="b1", method="random"))
+    sqlite3.connect(path).execute("PRAGMA user_version = 1").connection.commit()  # a store written before the fix
+    reopened = ResultStore(path)
+    assert [r["run_id"] for r in reopened.list()] == ["g1"]  # GRIDS runs were right and stay
+    reopened.put(make_result(small_bundle, run_id="b2", method="random"))  # recomputed baselines stay from now on
+    assert sorted(r["run_id"] for r in ResultStore(path).list()) == ["b2", "g1"]
+
+
 def _writer(path: str, start: int, n: int, payload: dict) -> None:
     store = ResultStore(path)
     for i in range(start, start + n):

@@ -79,11 +79,9 @@ def run_method(req, objective: Objective, window_mask: np.ndarray | None, progre
         options = {"bundle": bundle, "gene": req.gene, "cell_type": req.cell_type}
     scores = scorers[req.method].fn(objective, pool, L=req.L, seed=req.seed, progress=progress, cancel=cancel, **options)
     subset = top_l(scores, pool, req.L)
-    eff = subset_effects(objective, subset)
-    order = np.argsort(-eff.drop_one, kind="stable")
+    eff = subset_effects(objective, subset)  # members, effects and pairs come back together, largest drop first
     return MethodOutput(
-        subset=subset[order], drop_one=eff.drop_one[order], single=eff.single[order],
-        pairwise=eff.pairwise[np.ix_(order, order)], objective=eff.objective,
+        subset=eff.subset, drop_one=eff.drop_one, single=eff.single, pairwise=eff.pairwise, objective=eff.objective,
         baseline_objective=eff.baseline_objective, trajectory=[eff.objective], n_evaluations=eff.n_evaluations,
         scores=np.where(np.isfinite(scores), scores, np.nanmin(np.where(np.isfinite(scores), scores, np.nan)) - 1),
     )
