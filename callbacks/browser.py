@@ -65,10 +65,11 @@ def overlay_rows(state: AppState, res, gene: str, cell: str, methods: list[str])
     seed = res.settings.get("seed") if res else None
     base = set(res.subset) if res else set()
     for m in methods or []:
-        rid = state.find_run(gene, cell, m, L, seed, any_l=True)
+        rid = state.find_run(gene, cell, m, L, seed, any_l=True, objective_of=res.settings if res else None)
         if rid is None:
             rows.append({"method": m, "run_id": None,
-                         "note": f"no stored {m} run for {gene} in {cell} — choose it as Method and press Run"})
+                         "note": f"no stored {m} run for {gene} in {cell} with this run's perturbation, goal, β and "
+                                 "window — choose it as Method and press Run"})
             continue
         other = state.result(rid)
         links = state.links(rid)

@@ -81,28 +81,26 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
         Input(ids.L, "value"),
         Input(ids.VIEW_RUN, "data"),
         Input(ids.LOCUS, "data"),
-        State(ids.SEED, "value"),
+        *[State(i, "value") for i in (ids.K, ids.VALUE, ids.SIGN, ids.BETA, ids.SEED, ids.WINDOW)],
         State(ids.JOB, "data"),
         prevent_initial_call="initial_duplicate",
     )
-    def sync(search, gene, cell, method, L, run, locus, seed, job):
+    def sync(search, gene, cell, method, L, run, locus, k, value, sign, beta, seed, window, job):
         """Read the URL on load / navigation; otherwise write the view into it and pick the stored run to show."""
         trig = ctx.triggered_id
         n_form = len(form_outputs)
         keep = [no_update] * n_form
+        rest = (k, value, sign, beta, seed, window)  # the form fields the URL does not carry
         if trig in (None, ids.URL):
             problem = _unknown_names(state, decode_query(search))
             if problem:  # a hand-edited or stale bookmark: say what was wrong, show the default view
-                return (*_from_url(state, "", None, None, method, L, seed, defaults, n_form, None), alert(problem))
-            view = _from_url(state, search, gene, cell, method, L, seed, defaults, n_form, job)
+                return (*_from_url(state, "", None, None, method, L, rest, defaults, n_form, None), alert(problem))
+            view = _from_url(state, search, gene, cell, method, L, rest, defaults, n_form, job)
             return (*view, _missing_run(decode_query(search), view[-2]))
-        try:
-            if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L):
-                run = state.find_run(gene, cell, method, _int_or(L, None), _int_or(seed, None))
-                if trig == ids.GENE:
-                    locus = None
-        except GridsError:
-            run = None
+        if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L):
+            run = form_run(state, gene, cell, method, L, *rest)
+            if trig == ids.GENE:
+                locus = None
         new = encode_query(gene, cell, method, L, locus, run)
         search_out = new if new != (search or "") else no_update
         if trig in (ids.VIEW_RUN, ids.LOCUS):
@@ -143,8 +141,24 @@ def _form_of(settings: dict, gene: str, cell: str, method: str) -> list:
             (int(window) / 1000 if window else None)]
 
 
-def _from_url(state: AppState, search, gene, cell, method, L, seed, defaults, n_form, job=None):
-    """Controls, run and locus from a query string (bookmark, Runs page link, reload)."""
+def form_run(state: AppState, gene, cell, method, L, k, value, sign, beta, seed, window) -> str | None:
+    """The stored run that Run would show for exactly these form values (None: not stored, or the form is invalid),
+    so a view never shows a run of other settings (direction, k, beta, ...) than its form."""
+    from callbacks.jobs import request_from_form, resolve_request  # jobs imports this module
+
+    try:
+        rid = resolve_request(state, request_from_form(gene, cell, method, L, k, value, sign, beta, seed, window))
+        return rid if state.result(rid) is not None else None
+    except GridsError:
+        return None
+
+
+def _from_url(state: AppState, search, gene, cell, method, L, rest, defaults, n_form, job=None):
+    """Controls, run and locus from a query string (bookmark, Runs page link, reload).
+
+    A link with ``run`` shows that run and its settings; without it, the run the form's settings name (if
+    stored): the URL's gene, cell type, method and L with the form's other fields.
+    """
     q = decode_query(search)
     req = (job or {}).get("request") or {}
     if (job or {}).get("status") == "running" and not q.get("run") and req.get("gene") == q.get("gene", req.get("gene")) \
@@ -156,14 +170,9 @@ def _from_url(state: AppState, search, gene, cell, method, L, seed, defaults, n_
         return (new if new != (search or "") else no_update), *form, None, locus
     if not q:
         q = {k: v for k, v in (("gene", gene or defaults[0]), ("cell", cell or defaults[1])) if v}
-    res = None
     try:
         res = state.result(q.get("run"))
-        if res is None and q.get("gene") and q.get("cell"):  # no (known) run: newest stored one of the view
-            res = state.result(state.find_run(q["gene"], q["cell"], q.get("method", method or "grids"),
-                                              _int_or(q.get("L"), _int_or(L, None)), _int_or(seed, None),
-                                              any_l="L" not in q))
-    except GridsError:
+    except GridsError:  # e.g. an unreadable store: the page still opens, without the run
         res = None
     if res is not None:
         form = _form_of(res.settings, res.gene, res.cell_type, res.method)
@@ -173,7 +182,7 @@ def _from_url(state: AppState, search, gene, cell, method, L, seed, defaults, n_
         m = q.get("method", method or "grids")
         lval = _int_or(q.get("L"), L)
         form = [g, c, m, lval] + [no_update] * (n_form - 4)
-        run = None
+        run = form_run(state, g, c, m, lval, *rest)
     locus = q.get("locus") or None
     new = encode_query(form[0], form[1], form[2], form[3], locus, run)
     return (new if new != (search or "") else no_update), *form, run, locus

@@ -15,6 +15,7 @@ from grids_core.results import ExplanationResult
 from grids_core.settings import Settings
 
 DEFAULT_PAIR = ("VIP", "GAD1")
+OBJECTIVE_SETTINGS = ("value", "sign", "beta", "window")  # runs with equal values explain the same objective
 
 
 def method_registry() -> dict[str, str]:
@@ -80,13 +81,17 @@ class AppState:
         return df
 
     def find_run(self, gene: str | None, cell_type: str | None, method: str | None, L: int | None = None,
-                 seed: int | None = None, any_l: bool = False) -> str | None:
-        """Newest stored run of this gene/type/method (same model) with this L (any L if ``any_l``), same seed first."""
+                 seed: int | None = None, any_l: bool = False, objective_of: dict | None = None) -> str | None:
+        """Newest stored run of this gene/type/method (same model) with this L (any L if ``any_l``), same seed first;
+        with ``objective_of`` (a run's settings) only runs of the same objective (direction, β, window)."""
         if not (gene and cell_type and method):
             return None
         ctx = self.ctx()
         rows = [r for r in ctx.store.list(gene=gene, cell_type=cell_type, method=method)
                 if r.get("model_id") in (None, ctx.model.model_id)]
+        if objective_of is not None:
+            want = {k: objective_of.get(k) for k in OBJECTIVE_SETTINGS}
+            rows = [r for r in rows if {k: self.result(r["run_id"]).settings.get(k) for k in OBJECTIVE_SETTINGS} == want]
         if L is not None:
             same_l = [r for r in rows if r.get("L") == L]
             rows = same_l or (rows if any_l else [])

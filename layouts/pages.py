@@ -85,7 +85,9 @@ def controls(choices: Choices) -> html.Aside:
     """Left column: what to explain and how; Run / Cancel with the progress bar."""
     # no min/max/step limits: a value outside them would reach the server as None (silently the default);
     # request_from_form checks every field and says what is wrong
-    num = {"type": "number", "className": "num-input", "debounce": True}
+    # no debounce: Dash 4's dcc.Input compares a debounced value with the one of its last blur, so a value set
+    # by a callback (a reload, a Runs-page link) and then typed back by the user was silently dropped
+    num = {"type": "number", "className": "num-input"}
     return html.Aside([
         html.H5("Explain"),
         _field("Gene", dcc.Dropdown(id=ids.GENE, options=choices.genes, value=choices.default_gene, clearable=False,

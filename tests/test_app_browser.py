@@ -250,6 +250,15 @@ def test_cancel_after_reload_stops_the_run(page, server, errors):
 
     store = ResultStore(Path(server["bundle"]) / "results.sqlite")
     assert all(store.get(rid) is None for rid in cancelled)
+    # the reload set k = 4096 in the form; typing the default back must reach the request (a debounced
+    # dcc.Input compared it with the value of its last blur and dropped it)
+    set_number(page, "param-k", 32)
+    set_number(page, "param-L", 4)
+    page.wait_for_timeout(300)
+    page.click("#run-button")
+    page.wait_for_function("() => document.querySelector('#run-summary').innerText.includes('GAD1 in SST')",
+                           timeout=60_000)
+    assert "L=4 k=32 " in page.inner_text("#run-summary")
     assert errors == []
 
 

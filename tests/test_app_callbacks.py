@@ -16,7 +16,7 @@ from callbacks.browser import build_view, locus_from_relayout
 from callbacks.igv import fai_text, fasta_bytes, fasta_layout
 from callbacks.jobboard import JobBoard
 from callbacks.jobs import end_of_job, execute_job, request_from_dict, request_from_form, resolve_request
-from callbacks.navigation import decode_query, encode_query, page_of
+from callbacks.navigation import decode_query, encode_query, form_run, page_of
 from callbacks.state import AppState, method_registry
 from grids_core import jobs
 from grids_core.errors import GridsError, SettingsError
@@ -171,6 +171,16 @@ def test_marker_hint_only_off_the_genes_marker_pairs(state):
     hint = marker_hint(GENE, other, markers).children
     assert all(ct in hint for ct in cells) and f"{other} is not one of its marker pairs" in hint
     assert marker_hint("NOT_A_MARKER", other, markers) is None
+
+
+def test_a_view_shows_only_the_run_of_its_own_settings(state, done_run):
+    """A bookmark without run= (or a gene switch) shows the stored run the form's settings name, not the newest
+    run of the gene with other settings (a review saw the Goal flip to 'raise' on the landing page)."""
+    assert form_run(state, *FORM) == done_run
+    gene, cell, method, L, k, value, sign, beta, seed, window = FORM
+    assert form_run(state, gene, cell, method, L, k, value, -1.0, beta, seed, window) is None  # other goal
+    assert form_run(state, gene, cell, method, L, k + 1, value, sign, beta, seed, window) is None  # other k
+    assert form_run(state, gene, cell, method, 0, k, value, sign, beta, seed, window) is None  # invalid form
 
 
 # ---- view assembly ---------------------------------------------------------------------------------
