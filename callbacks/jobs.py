@@ -58,6 +58,9 @@ def request_from_form(gene, cell_type, method, L, k, value, sign, beta, seed, wi
             window = int(round(float(window_kb) * 1000))
         except (TypeError, ValueError):
             raise SettingsError(f"The cis window must be a number of kb (got {window_kb!r}).") from None
+        if window <= 0:  # said here in the form's unit (the engine's own check speaks bp)
+            raise SettingsError(f"The cis window must be a positive number of kb, or empty for genome-wide "
+                                f"(got {window_kb!r}).")
     req = ExplainRequest(
         gene=str(gene), cell_type=str(cell_type), method=str(method or "grids"), L=_int(L, "L", 1), k=_int(k, "k", 1),
         value=float(value if value is not None else 0.0), sign=float(sign if sign is not None else 1.0), beta=beta_f,

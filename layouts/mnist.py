@@ -50,7 +50,10 @@ GALLERY_ID = "mnist-gallery"
 DETAIL_ID = "mnist-detail"
 THUMB_TYPE = "mnist-thumb"  # pattern-matching id type of the gallery buttons
 
-COLORS = {"grids": "#1f5fa8", "random": "#9ca3af", "saliency": "#e07b39", "ablation": "#2a9d8f"}
+COLORS = {  # one fixed colour per method, so the table's swatches and the violins always agree
+    "grids": "#1f5fa8", "random": "#9ca3af", "saliency": "#e07b39", "ablation": "#2a9d8f", "smoothgrad": "#8e44ad",
+    "ig": "#c0392b", "sage": "#d4a017", "lime": "#5d8c1f", "cxplain": "#a04000", "fimap": "#e377c2",
+}
 _EXTRA_COLORS = ["#8e44ad", "#c0392b", "#16a085", "#d4a017", "#5d6d7e", "#a04000"]
 _INK = [[0.0, "#ffffff"], [1.0, "#111827"]]  # pixel 0 = white paper, 1 = dark ink
 _MASK_RED = [[0.0, "rgba(220,38,38,0.80)"], [1.0, "rgba(220,38,38,0.80)"]]
@@ -390,9 +393,9 @@ def comparison_text(rows: Sequence[dict], n_digits: int | None = None, test_accu
             f"{r['method']} (median Δφ {ref['median_dphi']:.2f} vs {r['median_dphi']:.2f}, p = {_p_fmt(r['p_value'])})"
             for r in groups["better"]))
     if groups["tie"]:
-        parts.append("GRIDS ≈ " + ", ".join(
+        parts.append("GRIDS is not significantly better than " + ", ".join(
             f"{r['method']} (median Δφ {ref['median_dphi']:.2f} vs {r['median_dphi']:.2f}, "
-            f"p = {_p_fmt(r['p_value'])}: no significant difference)" for r in groups["tie"]))
+            f"one-sided p = {_p_fmt(r['p_value'])})" for r in groups["tie"]))
     if groups["worse"]:
         parts.append("GRIDS does worse than " + ", ".join(
             f"{r['method']} (median Δφ {ref['median_dphi']:.2f} vs {r['median_dphi']:.2f}, "

@@ -71,6 +71,7 @@ def done_run(state, board) -> str:
         ((GENE, CELL, "grids", 2.5, 16, 0.0, 1.0, 0.0, 0, None), "L must be a whole number"),
         ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, -1.0, 0, None), "beta must be a number from 0 to 100"),
         ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, "far"), "cis window"),
+        ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, -5), "positive number of kb"),  # the form's unit, not bp
     ],
 )
 def test_form_errors_say_which_field(form, words):

@@ -215,7 +215,7 @@ def test_comparison_text_follows_the_numbers():
     text = " ".join(lines)
     assert "1,000-digit subset" in text and "97.5%" in text and "100 test 8s" in text
     assert "more evidence for 8 than random" in text
-    assert "GRIDS ≈ saliency" in text and "no significant difference" in text
+    assert "GRIDS is not significantly better than saliency" in text and "one-sided p" in text
     assert "GRIDS reaches the lowest training objective" in text and "-3.680 vs -3.630" in text
     # a baseline clearly ahead on Δφ and on J is reported as such, not as a tie
     worse = lay.comparison_text(lay.table_rows(_results(other=(("saliency", 9.5, 0.99, -1.9, -4.0),))), L=64)
@@ -414,3 +414,13 @@ def test_mnist_page_run_and_gallery(mnist_app, page):
     page.keyboard.press("ArrowRight")
     page.wait_for_function("document.querySelectorAll('#mnist-table-table tbody tr').length == 2", timeout=10_000)
     assert errors == [], errors
+
+
+def test_every_method_has_its_own_fixed_colour():
+    """Table swatches (no order given) and violins (ordered) must agree for every method."""
+    from grids_core.mnist import METHODS
+    from layouts.mnist import method_color
+
+    order = list(reversed(METHODS))
+    assert [method_color(m) for m in METHODS] == [method_color(m, order) for m in METHODS]
+    assert len({method_color(m) for m in METHODS}) == len(METHODS)
