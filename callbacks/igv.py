@@ -83,7 +83,8 @@ def fasta_bytes(chroms: list[tuple[str, int]], start: int, end: int) -> bytes:
 
 # ---- track files ----------------------------------------------------------------------------------
 def genes_bed12(bundle) -> str:
-    """Genes as BED12 (exons of each gene's longest transcript as blocks; gene body when no exons)."""
+    """Genes as BED12 (exons of each gene's longest transcript as blocks). A gene without known exons is a line:
+    two 1 bp blocks at its ends, not one block that IGV would draw as a gene-long exon."""
     lines = []
     ex = bundle.exons
     by_gene = {g: d for g, d in ex.groupby("gene_name")} if ex is not None and len(ex) else {}
@@ -94,10 +95,13 @@ def genes_bed12(bundle) -> str:
             tx = d.groupby("transcript_id").size().idxmax()
             d = d[d["transcript_id"] == tx].sort_values("start")
             starts, ends = d["start"].astype(int).to_numpy(), d["end"].astype(int).to_numpy()
-            s, e = min(s, int(starts.min())), max(e, int(ends.max()))
+            s, e = int(starts.min()), int(ends.max())  # BED12: the first block starts at chromStart, the last
+            # ends at chromEnd, so the record spans the transcript drawn
             sizes = ",".join(str(x) for x in ends - starts)
             offs = ",".join(str(x) for x in starts - s)
             n = len(starts)
+        elif e - s > 2:
+            sizes, offs, n = "1,1", f"0,{e - s - 1}", 2
         else:
             sizes, offs, n = str(e - s), "0", 1
         lines.append(f"{g.chrom}\t{s}\t{e}\t{g.name}\t0\t{g.strand}\t{s}\t{e}\t31,58,95\t{n}\t{sizes}\t{offs}\n")

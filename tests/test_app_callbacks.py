@@ -13,7 +13,7 @@ import pytest
 from dash import dcc, no_update
 
 from callbacks.browser import build_view, locus_from_relayout
-from callbacks.igv import fai_text, fasta_bytes, fasta_layout
+from callbacks.igv import fai_text, fasta_bytes, fasta_layout, genes_bed12
 from callbacks.jobboard import JobBoard
 from callbacks.jobs import end_of_job, execute_job, request_from_dict, request_from_form, resolve_request
 from callbacks.navigation import decode_query, encode_query, form_run, page_of
@@ -182,6 +182,23 @@ def test_a_view_shows_only_the_run_of_its_own_settings(state, done_run):
     assert form_run(state, gene, cell, method, L, k, value, -1.0, beta, seed, window) is None  # other goal
     assert form_run(state, gene, cell, method, L, k + 1, value, sign, beta, seed, window) is None  # other k
     assert form_run(state, gene, cell, method, 0, k, value, sign, beta, seed, window) is None  # invalid form
+
+
+def test_igv_gene_track_is_valid_bed12_and_exonless_genes_are_lines(state):
+    b = state.ctx().bundle
+    with_exons = set(b.exons["gene_name"]) if b.exons is not None and len(b.exons) else set()
+    rows = [ln.split("\t") for ln in genes_bed12(b).splitlines()]
+    assert len(rows) == len(b.genes) and all(len(f) == 12 for f in rows)
+    lines = 0
+    for f in rows:
+        start, end, n = int(f[1]), int(f[2]), int(f[9])
+        sizes = [int(x) for x in f[10].split(",")]
+        offs = [int(x) for x in f[11].split(",")]
+        assert len(sizes) == len(offs) == n and offs[0] == 0 and offs[-1] + sizes[-1] == end - start  # BED12 rules
+        if f[3] not in with_exons and end - start > 2:
+            assert sizes == [1, 1]  # a line between its ends, not a gene-long exon
+            lines += 1
+    assert lines  # the small bundle has genes without exons
 
 
 # ---- view assembly ---------------------------------------------------------------------------------
