@@ -119,9 +119,10 @@ def _clamp(locus: Locus, size: int | None) -> Locus:
     if end - start < MIN_WIDTH:
         mid = (start + end) // 2
         start, end = mid - MIN_WIDTH // 2, mid + MIN_WIDTH // 2
-    start = max(0, start)
-    if size is not None:
-        end = min(end, size)
+    if start < 0:  # shift, not cut, so a widened view keeps MIN_WIDTH at the chromosome's ends too
+        start, end = 0, end - start
+    if size is not None and end > size:
+        start, end = max(0, start - (end - size)), size
     return Locus(locus.chrom, int(start), int(end))
 
 

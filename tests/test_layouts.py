@@ -108,6 +108,9 @@ def test_parse_locus_errors_say_how_to_fix(bundle, text, error, words):
 def test_tiny_locus_is_widened(bundle):
     loc = parse_locus("chr2:170,000,000", bundle)
     assert loc.width >= 1000 and loc.start <= 170_000_000 <= loc.end
+    assert parse_locus("chr2:1-100", bundle) == Locus("chr2", 0, MIN_WIDTH)  # at the chromosome's start: shifted
+    end = parse_locus("chr2:242,193,400-242,193,529", bundle, {"chr2": 242_193_529})
+    assert end == Locus("chr2", 242_193_529 - MIN_WIDTH, 242_193_529)
 
 
 # ---- geometry -------------------------------------------------------------------------------------
