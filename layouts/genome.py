@@ -660,11 +660,9 @@ def _arc_track(fig: go.Figure, view: GenomeView, row: int) -> pd.DataFrame:
                                  marker=dict(symbol="diamond", size=8, color=HIGHLIGHT_GENE), hoverinfo="text",
                                  text=[f"TSS {view.gene} {x + 1:,}" for x in sorted(tss_x)]), row=row, col=1)
     listed = pd.concat(all_listed, ignore_index=True) if all_listed else pd.DataFrame()
-    if len(listed):
-        lines = [f"{r['method']}: {r['peak']} ({r['peak_chrom']}:{int(r['peak_start']) + 1:,}, "
-                 f"{fmt_distance(r['distance_to_tss'])}, {r['where']})" for _, r in listed.head(4).iterrows()]
-        more = f"<br>… and {len(listed) - 4} more (see 'Links not drawn')" if len(listed) > 4 else ""
-        _note(fig, row, f"<b>{len(listed)} link(s) not drawn:</b><br>" + "<br>".join(lines) + more,
+    if len(listed):  # one line in a corner, so it covers no arcs; the list itself is under the figure
+        where = " or ".join(sorted(set(listed["where"])))
+        _note(fig, row, f"<b>{len(listed)} link(s) not drawn</b> ({where}): listed under the figure",
               x=0.995, y=1.0, anchor="right", yanchor="top")
     fig.add_hline(y=0, line=dict(color="#bbb", width=1), row=row, col=1)
     fig.update_yaxes(row=row, col=1, range=[ymin, 1.08], showticklabels=False)
