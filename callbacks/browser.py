@@ -114,7 +114,8 @@ def build_view(state: AppState, run_id, locus_label, overlay_methods, gene, cell
     listed_df = pd.concat(listed, ignore_index=True) if listed else None
     out.update(
         figure=fig, locus_text=locus.label(),
-        summary=([run_summary(res)] + ([quality_note(res.gene, res.gene_r, False)] if not res.predictable else [])
+        summary=([run_summary(res, current_model=state.ctx().model.model_id)]
+                 + ([quality_note(res.gene, res.gene_r, False)] if not res.predictable else [])
                  if res is not None else None),
         listed=listed_links_table(listed_df) if listed_df is not None and len(listed_df) else None,
         overlay=overlay_table(rows) if rows else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from dash import Dash, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
@@ -10,14 +12,56 @@ from callbacks.state import AppState
 from grids_core.errors import GridsError
 from layouts import ids
 
+# settings family (a hash of the model and every setting but L and seed, see settings_family) -> the settings
+# the Runs page shows; a family never changes, so one stored payload per family is read once per process
+_FAMILY_SETTINGS: dict[str, dict] = {}
+_FAMILY_LOCK = threading.Lock()
+_FAMILY_MAX = 4096
+
+
+def direction_label(settings: dict) -> str:
+    """'close → lower' etc.: what a run perturbed and which way it moved the gene (plus non-default variants)."""
+    peaks = "close" if float(settings.get("value", 0) or 0) == 0 else "open"
+    goal = "lower" if float(settings.get("sign", 1) or 1) > 0 else "raise"
+    extra = [x for x in ("faithful" if settings.get("faithful") else None,
+                         f"init {settings['init']}" if settings.get("init") not in (None, "gradient") else None) if x]
+    return f"{peaks} → {goal}" + "".join(f" · {x}" for x in extra)
+
+
+def settings_columns(settings: dict) -> dict:
+    """The columns that tell runs of one gene/type/method apart besides L and seed."""
+    window = settings.get("window")
+    return {"direction": direction_label(settings), "k": settings.get("k"), "beta": settings.get("beta"),
+            "window_kb": None if window in (None, 0) else float(window) / 1000}
+
+
+def _family_columns(store, row: dict) -> dict:
+    """Settings columns of a listed run: cached per settings family, else read from its stored payload."""
+    key = row.get("family") or f"run:{row['run_id']}"
+    with _FAMILY_LOCK:
+        hit = _FAMILY_SETTINGS.get(key)
+    if hit is not None:
+        return hit
+    res = store.get(row["run_id"])
+    if res is None:  # deleted since it was listed
+        return {"direction": None, "k": None, "beta": None, "window_kb": None}
+    cols = settings_columns(res.settings)
+    with _FAMILY_LOCK:
+        if len(_FAMILY_SETTINGS) >= _FAMILY_MAX:
+            _FAMILY_SETTINGS.clear()
+        _FAMILY_SETTINGS[key] = cols
+    return cols
+
 
 def run_rows(state: AppState, gene=None, cell=None, method=None) -> list[dict]:
-    """Summaries of stored runs, newest first; ``model`` says whether the current surrogate made each one
-    (runs of an earlier model of the bundle stay listed, marked, instead of looking like this model's)."""
+    """Summaries of stored runs, newest first, with the settings that tell them apart (direction, k, β, cis
+    window); ``model`` says whether the current surrogate made each one (runs of an earlier model of the bundle
+    stay listed, marked, instead of looking like this model's)."""
     c = state.ctx()
     rows = c.store.list(gene=gene or None, cell_type=cell or None, method=method or None)
     current = c.model.model_id
-    return [{**r, "model": "current" if r["model_id"] == current else f"earlier ({r['model_id'][:8]})",
+    return [{**r, **_family_columns(c.store, r),
+             "model": "current" if r["model_id"] == current else f"earlier ({r['model_id'][:8]})",
              "open": "open →"} for r in rows]
 
 

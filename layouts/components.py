@@ -116,8 +116,21 @@ def quality_note(gene: str, r: float, predictable: bool) -> html.Div:
     )
 
 
-def run_summary(result, stored: bool | None = None) -> html.Div:
-    """Header line of the run shown: id, method, settings, runtime, held-out effect."""
+def model_warning(result, current_model: str | None) -> dbc.Alert | None:
+    """A warning when the run shown was made by another surrogate than the one the app has loaded."""
+    if not current_model or not result.model_id or result.model_id == current_model:
+        return None
+    return dbc.Alert([
+        html.B("Earlier surrogate. "),
+        f"This run was made by an earlier surrogate model ({result.model_id}), not the current one ({current_model}): "
+        "its links, drop-one effects and held-out numbers come from that model. Press Run to recompute them with "
+        "the current model (the same settings give a new run; this one stays stored).",
+    ], color="warning", className="grids-alert small model-warning")
+
+
+def run_summary(result, stored: bool | None = None, current_model: str | None = None) -> html.Div:
+    """Header line of the run shown: id, method, settings, runtime, held-out effect; with ``current_model`` (the
+    id of the surrogate the app has loaded) a warning under it when an earlier surrogate made the run."""
     s = result.settings
     direction = "close" if float(s.get("value", 0)) == 0 else "open"
     effect = "lower" if float(s.get("sign", 1)) > 0 else "raise"
@@ -130,12 +143,33 @@ def run_summary(result, stored: bool | None = None) -> html.Div:
         f" · run {result.run_id}",
         f" · {result.runtime_s:.1f} s" + (" (stored)" if stored else ""),
     ]
-    return html.Div(bits, className="run-summary")
+    warning = model_warning(result, current_model)
+    if warning is None:
+        return html.Div(bits, className="run-summary")
+    return html.Div([html.Div(bits, className="run-summary"), warning])
 
 
 LOCALITY_SHARES = {"overlaps_gene": "overlap the gene body", "within_10mb": "within 10 Mb of the TSS",
                    "same_chromosome": "on the gene's chromosome", "inside_tad": "inside the gene's TAD"}
-LOCALITY_BP = {"closest_distance": "distance of the closest peak to the TSS", "median_distance": "median distance to the TSS"}
+LOCALITY_BP = {"closest_distance": "closest peak to the TSS (on its chromosome)",
+               "median_distance": "median distance to the TSS (peaks on its chromosome)"}
+COUNT_UNIT = "counts per 10k"  # the RNA layer is log1p(counts per 10,000 UMIs); held-out means are expm1 of it
+
+
+def fmt_relative(x) -> str:
+    """A relative change in per cent: one decimal, or two significant digits when smaller than 0.1 % (a random
+    subset's −0.00082 % must not read as "−0.0 %")."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(x):
+        return "—"
+    if x == 0:
+        return "0 %"
+    if abs(x) < 0.001:
+        return f"{100 * x:+.2g} %"
+    return f"{100 * x:+.1f} %"
 
 
 def heldout_card(result) -> html.Div:
@@ -143,10 +177,10 @@ def heldout_card(result) -> html.Div:
     h = result.heldout or {}
     rows = [
         ("held-out cells", h.get("n_cells", "—")),
-        ("mean prediction before", fmt_num(h.get("mean_before"), ".4g")),
-        ("mean prediction after", fmt_num(h.get("mean_after"), ".4g")),
-        ("Δ (after − before)", fmt_num(h.get("delta"))),
-        ("relative Δ", fmt_num(h.get("relative"), "+.1%")),
+        (f"mean prediction before ({COUNT_UNIT})", fmt_num(h.get("mean_before"), ".4g")),
+        (f"mean prediction after ({COUNT_UNIT})", fmt_num(h.get("mean_after"), ".4g")),
+        (f"Δ (after − before, {COUNT_UNIT})", fmt_num(h.get("delta"))),
+        ("relative Δ (of the mean before)", fmt_relative(h.get("relative"))),
         ("objective J(S) / J(∅)", f"{fmt_num(result.objective)} / {fmt_num(result.baseline_objective)}"),
         ("surrogate r (gene)", fmt_num(result.gene_r, ".2f") + ("" if result.predictable else "  ⚠ not predictable")),
     ]
@@ -156,7 +190,9 @@ def heldout_card(result) -> html.Div:
         elif key in LOCALITY_BP and isinstance(val, int | float):
             rows.append((LOCALITY_BP[key], f"{val:,.0f} bp"))
     table = [html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in rows]
-    children = [html.H6("Held-out effect"), html.Table(table, className="kv")]
+    children = [html.H6("Held-out effect"), html.Table(table, className="kv"),
+                html.Div("Predicted expression of the held-out cells of this type, as counts per 10,000 UMIs "
+                         "(the RNA layer is log1p of it).", className="muted small")]
     t = result.truth
     if t:
         trows = [
@@ -232,22 +268,37 @@ LINK_COLUMNS = [
     {"field": "run_id", "headerName": "run", "width": 150},
 ]
 
+_NUM = "agNumberColumnFilter"
+
+# Runs page: min widths for 12 px text in tight cells (GRID_THEME, RUNS_GRID_THEME) with headers that wrap and
+# filter buttons shown on hover (style.css), so every column, "open →" included, fits a 1280 px window (they
+# add up to 1,234 px); narrower windows scroll the grid sideways
 RUN_COLUMNS = [
-    {"field": "created", "headerName": "created (UTC)", "sort": "desc", "minWidth": 165,  # ISO text sorts as time
+    {"field": "created", "headerName": "created (UTC)", "sort": "desc", "minWidth": 116,  # ISO text sorts as time
      "valueFormatter": {"function": "params.value ? params.value.slice(0, 16).replace('T', ' ') : ''"}},
-    {"field": "gene", "headerName": "gene", "minWidth": 90},
-    {"field": "cell_type", "headerName": "cell type", "minWidth": 115},
-    {"field": "method", "headerName": "method", "minWidth": 110},
-    {"field": "L", "headerName": "L", "filter": "agNumberColumnFilter", "minWidth": 70},
-    {"field": "seed", "headerName": "seed", "filter": "agNumberColumnFilter", "minWidth": 95},
-    {"field": "heldout_delta", "headerName": "held-out Δ", "minWidth": 120, "filter": "agNumberColumnFilter",
-     "valueFormatter": {"function": "params.value == null ? '' : d3.format('+.4g')(params.value)"}},
-    {"field": "recall", "headerName": "recall (sim.)", "minWidth": 130, "filter": "agNumberColumnFilter",
+    {"field": "gene", "headerName": "gene", "minWidth": 70},
+    {"field": "cell_type", "headerName": "cell type", "minWidth": 70},
+    {"field": "method", "headerName": "method", "minWidth": 84},
+    {"field": "direction", "headerName": "perturbation", "minWidth": 100, "tooltipField": "direction",
+     "headerTooltip": "peaks closed or opened → expression lowered or raised"},
+    {"field": "L", "headerName": "L", "filter": _NUM, "minWidth": 44, "headerTooltip": "subset size"},
+    {"field": "k", "headerName": "k", "filter": _NUM, "minWidth": 44, "headerTooltip": "candidates per step"},
+    {"field": "beta", "headerName": "β", "filter": _NUM, "minWidth": 46, "headerTooltip": "specificity weight",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('.3~g')(params.value)"}},
+    {"field": "window_kb", "headerName": "cis window", "filter": _NUM, "minWidth": 88,
+     "headerTooltip": "only peaks within this distance of the TSS",
+     "valueFormatter": {"function": "params.value == null ? 'genome-wide' : d3.format(',.4~g')(params.value) + ' kb'"}},
+    {"field": "seed", "headerName": "seed", "filter": _NUM, "minWidth": 50},
+    {"field": "heldout_delta", "headerName": "held-out Δ", "minWidth": 88, "filter": _NUM,  # a random subset's −7.8e-5 stays short
+     "valueFormatter": {"function": "params.value == null ? '' : (params.value !== 0 && Math.abs(params.value) < 1e-3"
+                                    " ? d3.format('+.3~e')(params.value) : d3.format('+.4g')(params.value))"}},
+    {"field": "recall", "headerName": "recall (sim.)", "minWidth": 60, "filter": _NUM,
      "valueFormatter": {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}},
-    {"field": "runtime_s", "headerName": "runtime (s)", "minWidth": 120, "filter": "agNumberColumnFilter",
+    {"field": "runtime_s", "headerName": "runtime (s)", "minWidth": 64, "filter": _NUM,
      "valueFormatter": {"function": "params.value == null ? '' : d3.format('.1f')(params.value)"}},
-    {"field": "run_id", "headerName": "run id", "minWidth": 165},
-    {"field": "model", "headerName": "surrogate", "minWidth": 150,
+    {"field": "run_id", "headerName": "run id", "minWidth": 124},
+    {"field": "model", "headerName": "surrogate", "minWidth": 122, "tooltipField": "model",
      "cellStyle": {"function": "params.value === 'current' ? {} : {'color': '#a15c00'}"}},
-    {"field": "open", "headerName": "", "minWidth": 90, "cellStyle": {"color": "#1f5fa8", "cursor": "pointer"}},
+    {"field": "open", "headerName": "", "minWidth": 64, "maxWidth": 80, "sortable": False, "filter": False,
+     "resizable": False, "cellStyle": {"color": "#1f5fa8", "cursor": "pointer"}},
 ]

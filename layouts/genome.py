@@ -590,6 +590,12 @@ def _note(fig: go.Figure, row: int, text: str, x: float = 0.5, y: float = 0.5, a
                                   bgcolor="rgba(255,255,255,0.85)"))
 
 
+def effect_scale_title(vmax: float) -> str:
+    """Colourbar title of the drop-one scale, which spans ±(this run's largest |effect|)."""
+    v = f"{vmax:.2g}".replace("e-0", "e-").replace("e+0", "e")
+    return f"drop-one ΔJ<br>scale ±{v}<br>(this run)"
+
+
 def _effect_max(view: GenomeView) -> float:
     vals = []
     if view.links is not None and len(view.links):
@@ -626,7 +632,10 @@ def _arc_track(fig: go.Figure, view: GenomeView, row: int) -> pd.DataFrame:
             fig.add_trace(go.Scatter(
                 x=[loc.start], y=[0], mode="markers", hoverinfo="skip", showlegend=False, name="effect scale",
                 marker=dict(size=0.1, color=[0], cmin=-vmax, cmax=vmax, colorscale=EFFECT_SCALE, showscale=True,
-                            colorbar=dict(title=dict(text="drop-one<br>ΔJ", side="top", font=dict(size=10)), len=0.22,
+                            # the scale is this run's own largest |effect|: say so, or a random subset's ±5e-5
+                            # would look as strong as a GRIDS run's ±0.4
+                            colorbar=dict(title=dict(text=effect_scale_title(vmax), side="top", font=dict(size=10)),
+                                          len=0.22,
                                           y=1.0, yanchor="top", thickness=10, x=1.01, tickfont=dict(size=9))),
             ), row=row, col=1)
     else:

@@ -23,6 +23,11 @@ GRAPH_CONFIG = {
     "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"],
 }
 SMALL_GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
+# AG Grid's theming API (the "ag-theme-alpine" class no longer styles it): 12 px text and tighter cells, as the
+# rest of the page, so the tables fit their columns
+GRID_THEME = {"function": "themeQuartz.withParams({fontSize: 12, headerFontSize: 12, spacing: 6})"}
+RUNS_GRID_THEME = {"function": "themeQuartz.withParams({fontSize: 12, headerFontSize: 12, spacing: 6, "
+                               "cellHorizontalPaddingScale: 0.6})"}
 
 
 @dataclass
@@ -164,7 +169,8 @@ def browser_page(choices: Choices) -> html.Div:
         dag.AgGrid(
             id=ids.LINK_TABLE, rowData=[], columnDefs=LINK_COLUMNS, className="ag-theme-alpine grids-grid",
             defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True, "width": 115},
-            dashGridOptions={"domLayout": "autoHeight", "animateRows": False, "rowHeight": 28, "headerHeight": 30,
+            dashGridOptions={"theme": GRID_THEME, "domLayout": "autoHeight", "animateRows": False, "rowHeight": 28,
+                             "headerHeight": 30,
                              "floatingFiltersHeight": 28, "localeText": {"noRowsToShow": "No run shown yet."}},
         ),
     ], className="table-box")
@@ -198,10 +204,12 @@ def runs_page(choices: Choices) -> html.Div:
         ], className="filter-row"),
         html.Div("Click a row to open that run in the browser.", className="muted small"),
         dag.AgGrid(
-            id=ids.RUNS_TABLE, rowData=[], columnDefs=RUN_COLUMNS, className="ag-theme-alpine grids-grid",
+            id=ids.RUNS_TABLE, rowData=[], columnDefs=RUN_COLUMNS, className="ag-theme-alpine grids-grid runs-grid",
             # flex widths fill the page without sizeColumnsToFit, which warns (#29) while the page is hidden
-            defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 70, "flex": 1},
-            dashGridOptions={"domLayout": "autoHeight", "rowHeight": 28, "pagination": True, "paginationPageSize": 25,
+            defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 46, "flex": 1,
+                           "wrapHeaderText": True, "autoHeaderHeight": True},
+            dashGridOptions={"theme": RUNS_GRID_THEME, "domLayout": "autoHeight", "rowHeight": 28, "pagination": True,
+                             "paginationPageSize": 25, "tooltipShowDelay": 300,
                              "paginationPageSizeSelector": [25, 50, 100],
                              "localeText": {"noRowsToShow": "No stored runs match."}},
             getRowId="params.data.run_id",

@@ -137,6 +137,9 @@ def pairwise_figure(result, mode: str = "excess", links: pd.DataFrame | None = N
     mat = pairwise_matrix(result, mode)
     if mat.size == 0:
         return empty_figure("no pairwise effects stored for this run")
+    if mat.shape[0] < 2:
+        return empty_figure(f"Pairwise effects need two or more members:<br>this run has L = {mat.shape[0]}"
+                            "<br>(run a larger L to see which members compensate each other)")
     labels = [f"#{k + 1}" for k in range(mat.shape[0])]
     names = member_labels(result, links)
     vmax = float(np.nanmax(np.abs(mat))) if np.isfinite(mat).any() else 1.0
@@ -169,7 +172,12 @@ def trajectory_figure(result) -> go.Figure:
     if math.isfinite(result.baseline_objective):
         fig.add_hline(y=result.baseline_objective, line=dict(dash="dot", color="#999"),
                       annotation_text="J(∅) baseline", annotation_font_size=9)
-    _base(fig, f"Objective trajectory ({result.method})", x_title="step")
+    one = len(traj) == 1
+    _base(fig, f"Objective trajectory ({result.method})",
+          x_title="step (one: this method picks its whole subset at once)" if one else "step")
+    # steps are whole numbers: a short trajectory (a baseline's single point) gets one tick per step, not 0.2, 0.4…
+    if len(traj) <= 12:
+        fig.update_xaxes(tickmode="linear", tick0=0, dtick=1, range=[-0.5, len(traj) - 0.5])
     fig.update_yaxes(title=dict(text="J (lower = stronger)", font=dict(size=10)))
     return fig
 
@@ -193,6 +201,8 @@ def effect_vs_l_figure(runs: list[dict], current_run: str | None = None) -> go.F
         fig.add_trace(go.Scatter(x=cur["L"], y=cur["heldout_delta"], mode="markers", name="this run",
                                  marker=dict(color="#c0392b", size=11, symbol="diamond")))
     _base(fig, "Held-out effect vs subset size L", x_title="L")
-    fig.update_xaxes(dtick=None)
+    levels = sorted(int(v) for v in df["L"].unique())
+    if len(levels) <= 12:  # whole L values only (L = 1 and 2 would otherwise get ticks at 1.2, 1.4, …)
+        fig.update_xaxes(tickmode="array", tickvals=levels)
     fig.update_yaxes(title=dict(text="held-out Δ prediction", font=dict(size=10)))
     return fig
