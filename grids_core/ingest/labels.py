@@ -118,10 +118,9 @@ def _with_barcodes(df: pd.DataFrame, path: Path, requested: str, option: str) ->
 
 @dataclass
 class LabelTable:
-    """A labels file read: labels per barcode plus what was left out, and every column (for per-cell QC)."""
+    """A labels file read: labels per barcode plus what was left out."""
 
     labels: pd.Series  # cell type, index = barcode
-    table: pd.DataFrame  # all columns as strings, index = barcode (first row per barcode)
     barcode_col: str  # the column used (``ROW_NAMES`` for an unnamed first column)
     unlabelled: int  # rows with an empty/NA label, left out
     unlabelled_example: str | None
@@ -161,13 +160,7 @@ def read_label_table(
             raise input_error(path, bcol, f"barcode {b!r} has more than one label.",
                               "keep one row (one label) per barcode.")
     out = pd.Series(lab.to_numpy(), index=pd.Index(bc.to_numpy(), name="barcode"), name="cell_type")
-    table = df.assign(**{bcol: df[bcol].astype(str).str.strip()}).drop_duplicates(bcol).set_index(bcol)
-    return LabelTable(out[~out.index.duplicated()], table, bcol, int(na.sum()), example)
-
-
-def read_labels(path: PathLike, barcode_col: str = DEFAULT_BARCODE_COL, label_col: str = "cell_type") -> pd.Series:
-    """Cell type per barcode (index = barcode) from a TSV/CSV; see ``read_label_table``."""
-    return read_label_table(path, barcode_col, label_col).labels
+    return LabelTable(out[~out.index.duplicated()], bcol, int(na.sum()), example)
 
 
 def read_metrics(path: PathLike, barcode_col: str = DEFAULT_BARCODE_COL) -> pd.DataFrame:

@@ -254,9 +254,11 @@ def _prepare_peaks(atac: Modality, spec: GenomeSpec, o: PrepareOptions) -> tuple
 def _obs_labels(mod: Modality, col: str) -> pd.Series | None:
     if col not in mod.obs.columns:
         return None
+    from grids_core.ingest.labels import is_na_label
+
     s = mod.obs[col].astype(object)
     s = s[s.notna()].astype(str).str.strip()
-    return s[(s != "") & ~s.str.upper().isin(["NA", "NAN", "NONE"])].rename("cell_type")
+    return s[~is_na_label(s)].rename("cell_type")
 
 
 def _labels_for(mod: Modality, path: PathLike | None, o: PrepareOptions) -> tuple[pd.Series, str, dict]:
