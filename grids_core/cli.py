@@ -459,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--chrom-sizes", dest="chrom_sizes", help="chromosome sizes of a build other than hg38: UCSC .chrom.sizes (name<TAB>length, header line "
                           "optional; default: hg38 shipped)")
     ann.add_argument("--chrom-prefix", dest="chrom_prefix", help="add this prefix to chromosome names ('chr' for 1 -> chr1, MT -> chrM; default: none)")
-    ann.add_argument("--gtf", help="gene annotation GTF/GTF.gz (default: the 10x feature intervals)")
+    ann.add_argument("--gtf", help="gene annotation GTF/GTF.gz (default: the 10x feature intervals, which carry no "
+                     "strand: genes then get strand '.' and the interval start as TSS)")
     ann.add_argument("--gtf-name-attr", dest="gtf_name_attr", default="gene_name",
                      help="GTF attribute holding the gene symbol (default: %(default)s)")
     ann.add_argument("--tads", help="TAD domains BED (default: none)")
