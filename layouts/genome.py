@@ -836,9 +836,12 @@ def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
     if why is None:
         xs, ys, z = hic_triangle(entry["matrix"], entry["start"], entry["bin_size"], loc.start, loc.end, max_sep=max_sep)
         if np.isfinite(z).any():
+            lo, hi = fig.get_subplot(row, 1).yaxis.domain
             fig.add_trace(go.Heatmap(
-                x=xs, y=ys, z=z, colorscale="YlOrRd", showscale=False, name="Hi-C", hoverongaps=False,
+                x=xs, y=ys, z=z, colorscale="YlOrRd", name="Hi-C", hoverongaps=False,
                 zmin=float(np.nanpercentile(z, 5)), zmax=float(np.nanpercentile(z, 99.5)),
+                colorbar=dict(title=dict(text="log1p<br>contacts", side="top", font=dict(size=10)), len=hi - lo,
+                              y=hi, yanchor="top", thickness=10, x=1.045, tickfont=dict(size=9)),
                 hovertemplate="midpoint %{x:,.0f}<br>separation %{y:,.0f} bp<br>log1p(contacts) %{z:.2f}<extra>Hi-C</extra>",
             ), row=row, col=1)
         else:

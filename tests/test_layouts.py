@@ -340,6 +340,8 @@ def test_hic_row_says_why_it_is_empty(bundle):
     assert _bottom_axis(none).showticklabels and len(none.data)  # the axis is drawn even with no Hi-C
     normal = genome_figure(GenomeView(bundle=bundle, locus=gene_locus(bundle, GENE), gene=GENE, cell_type=CELL))
     assert any(t.type == "heatmap" for t in normal.data) and "see Hi-C" not in _notes(normal)
+    (hic,) = [t for t in normal.data if t.type == "heatmap"]
+    assert hic.showscale is not False and "contacts" in hic.colorbar.title.text  # the colours have a scale
     # separation ticks only where a triangle is drawn
     assert _hic_yaxis(normal).showticklabels and not _hic_yaxis(wide).showticklabels
     assert not _hic_yaxis(narrow).showticklabels
