@@ -18,7 +18,7 @@ from dash import Dash, Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks.jobboard import JobBoard
-from callbacks.navigation import encode_query
+from callbacks.navigation import encode_query, int_or
 from callbacks.state import AppState
 from grids_core import jobs
 from grids_core.errors import CancelledError, GridsError, SettingsError
@@ -158,19 +158,12 @@ def end_of_job(done: dict, request: dict, gene, cell, method, L) -> tuple:
     if done.get("status") != "done":
         return no_update, alert(f"Run failed: {done.get('message', 'unknown error')}")
     asked = (request.get("gene"), request.get("cell_type"), request.get("method", "grids"), request.get("L"))
-    if asked == (gene, cell, method, _int_or_none(L)):
+    if asked == (gene, cell, method, int_or(L, None)):
         return rid, alert(f"Run {rid} finished.", color="success", duration=4000)
     href = "/" + encode_query(asked[0], asked[1], asked[2], asked[3], None, rid)
     return no_update, alert([f"Run {rid} ({asked[0]} in {asked[1]}, {asked[2]}, L = {asked[3]}) finished while "
                              "the form asked for another view; ", dcc.Link("show it", href=href), "."],
                             color="info")
-
-
-def _int_or_none(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def single_thread_after_fork(state: AppState) -> None:

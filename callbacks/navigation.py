@@ -38,7 +38,8 @@ def decode_query(search: str | None) -> dict[str, str]:
     return {k: v[0] for k, v in q.items() if v}
 
 
-def _int_or(value, default):
+def int_or(value, default):
+    """``int(value)``, or ``default`` when it is not a number."""
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -180,7 +181,7 @@ def _from_url(state: AppState, search, gene, cell, method, L, rest, defaults, n_
     else:
         g, c = q.get("gene", gene), q.get("cell", cell)
         m = q.get("method", method or "grids")
-        lval = _int_or(q.get("L"), L)
+        lval = int_or(q.get("L"), L)
         form = [g, c, m, lval] + [no_update] * (n_form - 4)
         run = form_run(state, g, c, m, lval, *rest)
     locus = q.get("locus") or None

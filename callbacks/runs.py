@@ -11,6 +11,7 @@ from callbacks.navigation import encode_query
 from callbacks.state import AppState
 from grids_core.errors import GridsError
 from layouts import ids
+from layouts.components import direction_words
 
 # settings family (a hash of the model and every setting but L and seed, see settings_family) -> the settings
 # the Runs page shows; a family never changes, so one stored payload per family is read once per process
@@ -21,8 +22,7 @@ _FAMILY_MAX = 4096
 
 def direction_label(settings: dict) -> str:
     """'close → lower' etc.: what a run perturbed and which way it moved the gene (plus non-default variants)."""
-    peaks = "close" if float(settings.get("value", 0) or 0) == 0 else "open"
-    goal = "lower" if float(settings.get("sign", 1) or 1) > 0 else "raise"
+    peaks, goal = direction_words(settings)
     extra = [x for x in ("faithful" if settings.get("faithful") else None,
                          f"init {settings['init']}" if settings.get("init") not in (None, "gradient") else None) if x]
     return f"{peaks} → {goal}" + "".join(f" · {x}" for x in extra)

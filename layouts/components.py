@@ -128,12 +128,17 @@ def model_warning(result, current_model: str | None) -> dbc.Alert | None:
     ], color="warning", className="grids-alert small model-warning")
 
 
+def direction_words(settings: dict) -> tuple[str, str]:
+    """('close' | 'open', 'lower' | 'raise'): what a run perturbed and which way it moved the gene."""
+    peaks = "close" if float(settings.get("value", 0) or 0) == 0 else "open"
+    return peaks, ("lower" if float(settings.get("sign", 1) or 1) > 0 else "raise")
+
+
 def run_summary(result, stored: bool | None = None, current_model: str | None = None) -> html.Div:
     """Header line of the run shown: id, method, settings, runtime, held-out effect; with ``current_model`` (the
     id of the surrogate the app has loaded) a warning under it when an earlier surrogate made the run."""
     s = result.settings
-    direction = "close" if float(s.get("value", 0)) == 0 else "open"
-    effect = "lower" if float(s.get("sign", 1)) > 0 else "raise"
+    direction, effect = direction_words(s)
     window = s.get("window")
     bits = [
         html.B(f"{result.gene} in {result.cell_type}"),

@@ -612,7 +612,7 @@ def _arc_track(fig: go.Figure, view: GenomeView, row: int) -> pd.DataFrame:
     has_overlays = bool(view.overlays)
     ymin = -1.1 if has_overlays else -0.1
     tss_x: set[int] = set()
-    method = shown_method(view) or view.method
+    method = shown_method(view)
     if links is not None and len(links):
         drawn, listed = split_links(links, loc)
         all_listed.append(listed.assign(method=method))
@@ -720,7 +720,7 @@ def _peak_track(fig: go.Figure, view: GenomeView, row: int) -> None:
         if len(drawn):
             vmax = _effect_max(view)
             colors = effect_colors(drawn["drop_one"].to_numpy(), vmax)
-            method = shown_method(view) or view.method
+            method = shown_method(view)
             fig.add_trace(go.Bar(
                 x=drawn["peak_mid"].tolist(), y=[1.0] * len(drawn), base=[0.0] * len(drawn),
                 width=[max(int(w), int(view.locus.width / 400)) for w in (drawn["peak_end"] - drawn["peak_start"])],
@@ -747,7 +747,7 @@ def _truth_track(fig: go.Figure, view: GenomeView, row: int) -> None:
         return
     p, t = p[here].reset_index(drop=True), t[here].reset_index(drop=True)
     chosen = set(view.links["peak"]) if view.links is not None and len(view.links) else set()
-    method = shown_method(view) or view.method
+    method = shown_method(view)
     tss, sign = _tss(view)
     groups = [*TRUTH_DRAW_ORDER, *(g for g in TRUTH_COLORS if g not in TRUTH_DRAW_ORDER)]
     for group in groups:  # decoys first, so planted members are drawn over any decoy next to them
