@@ -4,6 +4,11 @@ Routes (read only from the server's bundle and store; the browser never names a 
 ``/grids-igv/ref.fa`` + ``.fai`` (a virtual all-N FASTA of the chromosome sizes, Range requests only),
 ``cytoband.txt``, ``genes.bed`` (BED12), ``peaks.bed``, ``coverage/<cell type>.bedgraph``,
 ``truth/<gene>/<cell type>.bed`` and ``links/<run id>.bedpe`` (the engine's BEDPE export).
+
+Locus sync: dash-bio's Igv never writes its locus back, so assets/igv_locus.js reports igv.js's 'locuschange'
+events into a store rendered next to the Igv ({"type": ids.IGV_LOCUS, "igv": <Igv id>}); ``igv_moved`` turns the
+report into the app's locus (ids.LOCUS, hence the URL's ``locus=`` and the Browser tab), and ``show_igv`` does not
+rebuild IGV for a locus that IGV itself reported.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, html
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 from flask import Response, abort, request
 
@@ -24,7 +29,7 @@ from grids_core.errors import GridsError
 from grids_core.links import export_text
 from layouts import ids
 from layouts.components import alert
-from layouts.genome import TRUTH_COLORS
+from layouts.genome import TRUTH_COLORS, Locus, parse_locus
 
 with warnings.catch_warnings():  # Biopython (imported by dash-bio) warns about the venv layout
     warnings.simplefilter("ignore")
@@ -33,6 +38,7 @@ with warnings.catch_warnings():  # Biopython (imported by dash-bio) warns about 
 PREFIX = "/grids-igv"
 _RUN_ID = re.compile(r"^[0-9a-f]{6,64}$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_IGV_LOCUS = re.compile(r"^\s*[A-Za-z0-9_.]+:[\d,]+-[\d,]+\s*$")  # one window, as igv.js labels it
 MAX_RANGE = 8 << 20
 
 
@@ -242,8 +248,51 @@ def igv_tracks(app: Dash, state: AppState, gene: str | None, cell: str | None, r
     return tracks
 
 
+# ---- locus sync: IGV -> the app's locus --------------------------------------------------------------
+SAME_BP = 2  # igv.js derives a window's end from its pixel width: a locus it was given can come back 1 bp off
+
+
+def igv_locus(text: str | None, bundle, chrom_sizes: dict[str, int] | None = None) -> Locus | None:
+    """The app's locus for a locus string igv.js reports (``chr2:171,000,001-171,200,000``: 1-based, inclusive,
+    commas), normalised like a region typed into the Browser tab's locus box; None for what is not one window of
+    this reference: the whole-genome view (``all``), several loci, a gene name, an unknown chromosome."""
+    if not isinstance(text, str) or not _IGV_LOCUS.match(text):
+        return None
+    try:
+        return parse_locus(text, bundle, chrom_sizes)
+    except GridsError:
+        return None
+
+
+def same_window(a: Locus | None, b: Locus | None, tol: int = SAME_BP) -> bool:
+    """Whether two loci are the same window up to igv.js's rounding (``tol`` bp at each end)."""
+    return (a is not None and b is not None and a.chrom == b.chrom and abs(a.start - b.start) <= tol
+            and abs(a.end - b.end) <= tol)
+
+
+def locus_after_igv(report: str | None, current: Locus | None, bundle,
+                    chrom_sizes: dict[str, int] | None = None) -> str | None:
+    """The app's new locus label (ids.LOCUS) after IGV reported ``report``; None when nothing changes: not one
+    window, or the window the app already shows (IGV drawn at the app's locus reports it back up to rounding)."""
+    new = igv_locus(report, bundle, chrom_sizes)
+    if new is None or same_window(new, current):
+        return None
+    return new.label()
+
+
+def igv_reported(locus_label: str | None, reports, bundle, chrom_sizes: dict[str, int] | None = None) -> bool:
+    """Whether ``locus_label`` is where IGV last reported itself (the data of its IGV_LOCUS store): then IGV already
+    shows it, and rebuilding IGV there would only reload it. An older report does not count: going back to it
+    (browser history) must move IGV."""
+    for data in reports or []:
+        loc = igv_locus(data.get("locus"), bundle, chrom_sizes) if isinstance(data, dict) else None
+        if locus_label and loc is not None and loc.label() == locus_label:
+            return True
+    return False
+
+
 def register(app: Dash, state: AppState) -> None:
-    """Routes + the callback that (re)builds the IGV component when its tab is shown."""
+    """Routes, the callback that (re)builds the IGV component when its tab is shown, and IGV -> locus sync."""
     register_routes(app, state)
 
     @app.callback(
@@ -254,11 +303,15 @@ def register(app: Dash, state: AppState) -> None:
         Input(ids.LOCUS, "data"),
         Input(ids.GENE, "value"),
         Input(ids.CELL, "value"),
+        State({"type": ids.IGV_LOCUS, "igv": ALL}, "data"),
     )
-    def show_igv(tab, run_id, locus_label, gene, cell):
+    def show_igv(tab, run_id, locus_label, gene, cell, reports):
         if tab != "igv":
             raise PreventUpdate
         try:
+            if list(ctx.triggered_prop_ids.values()) == [ids.LOCUS] and igv_reported(
+                    locus_label, reports, state.ctx().bundle, state.chrom_sizes()):
+                raise PreventUpdate  # the locus came from IGV itself (igv_moved): IGV already shows it
             res = shown_result(state, run_id, gene, cell)
             try:
                 locus = effective_locus(state, locus_label, gene, res)
@@ -274,14 +327,47 @@ def register(app: Dash, state: AppState) -> None:
             "cytobandURL": app.get_relative_path(f"{PREFIX}/cytoband.txt"),
         }
         info = [
-            f"IGV (igv.js 2.6.8 via dash-bio) at {locus.label() if locus else '—'}; reference, genes, peaks, ",
-            "coverage and links are served by this app from its bundle. ",
+            f"IGV (igv.js 2.6.8 via dash-bio) opened at {locus.label() if locus else '—'}; moving in IGV moves the ",
+            "app's locus (link and Browser tab). Reference, genes, peaks, coverage and links are served by this app ",
+            "from its bundle. ",
             html.B("Links: ") if res is not None else "",
             f"{res.method} run {res.run_id}" if res is not None else "no run shown (run one in the Browser tab)",
         ]
+        igv_id = f"igv-{run_id or 'none'}-{abs(hash(locus.igv() if locus else '')) % 10**8}"
         comp = dash_bio.Igv(
-            id=f"igv-{run_id or 'none'}-{abs(hash(locus.igv() if locus else '')) % 10**8}",
-            reference=reference, locus=locus.igv() if locus else None, minimumBases=100,
+            id=igv_id, reference=reference, locus=locus.igv() if locus else None, minimumBases=100,
             tracks=igv_tracks(app, state, gene, cell, res), style={"minHeight": "600px"},
         )
-        return comp, info
+        # assets/igv_locus.js writes where this IGV goes into the store named after it
+        return [dcc.Store(id={"type": ids.IGV_LOCUS, "igv": igv_id}, storage_type="memory"), comp], info
+
+    @app.callback(
+        Output(ids.LOCUS, "data", allow_duplicate=True),
+        Input({"type": ids.IGV_LOCUS, "igv": ALL}, "data"),
+        State(ids.TABS, "value"),
+        State(ids.LOCUS, "data"),
+        State(ids.GENE, "value"),
+        State(ids.VIEW_RUN, "data"),
+        State(ids.CELL, "value"),
+        prevent_initial_call=True,
+    )
+    def igv_moved(reports, tab, locus_label, gene, run_id, cell):
+        """The user moved in IGV (drag, zoom, IGV's search box): the app's locus follows, so the URL's locus= and
+        the Browser tab show the same window. Nothing for the IGV tab hidden, the whole-genome view, several
+        loci, or the window the app already shows (so IGV opening at the app's locus changes nothing)."""
+        report = next((d.get("locus") for d in reports or [] if isinstance(d, dict) and d.get("locus")), None)
+        if tab != "igv" or report is None:
+            raise PreventUpdate
+        try:
+            b, sizes = state.ctx().bundle, state.chrom_sizes()
+            res = shown_result(state, run_id, gene, cell)
+            try:
+                current = effective_locus(state, locus_label, gene, res)
+            except GridsError:
+                current = None
+        except GridsError:
+            raise PreventUpdate from None
+        new = locus_after_igv(report, current, b, sizes)
+        if new is None or new == locus_label:
+            raise PreventUpdate
+        return new

@@ -68,9 +68,15 @@ RUNS_CELL = "runs-cell"
 RUNS_METHOD = "runs-method"
 RUNS_REFRESH = "runs-refresh"
 RUNS_TABLE = "runs-table"
+JOBS_TABLE = "jobs-table"
+JOBS_TICK = "jobs-tick"
+JOBS_WRAP = "jobs-wrap"
+JOBS_ALERT = "jobs-alert"
 
 # IGV page
 IGV_CONTAINER = "igv-container"
 IGV_INFO = "igv-info"
+# (IGV locus sync ids go here)
+IGV_LOCUS = "igv-locus"  # memory, rendered next to each Igv as {"type": IGV_LOCUS, "igv": its id}: where IGV went
 
 DOWNLOAD_FORMATS = {DL_TSV: "tsv", DL_CSV: "csv", DL_BEDPE: "bedpe", DL_INTERACT: "interact", DL_BED: "bed"}
