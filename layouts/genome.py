@@ -36,6 +36,7 @@ TRUTH_COLORS = {"promoter": "#d95f02", "enhancer-A": "#1b9e77", "enhancer-B": "#
 # overlay methods: hues kept clear of the planted-truth colours (orange, green, purple, grey) and of the blue-red
 # effect scale, so a method's arcs never read as planted enhancers
 METHOD_COLORS = ("#e7298a", "#e6ab02", "#17becf", "#8c510a", "#bcbd22", "#252525", "#f781bf", "#4d004b")
+OVERLAY_DEPTH_STEP = 0.15  # overlay k's arcs reach 1 - 0.15 k of the first overlay's depth (at least 1/4)
 TRUTH_DRAW_ORDER = ("decoy", "promoter", "enhancer-A", "enhancer-B")  # decoys first: planted members drawn on top
 HIC_MAX_WIDTH = 10_000_000  # wider views: the ~2 Mb Hi-C blocks shrink to a sliver, so say "zoom in" instead
 HIC_MIN_BINS = 4  # narrower views (in Hi-C bins) have no triangle to speak of
@@ -43,6 +44,16 @@ PLOT_PX = 800  # assumed plot width (px) when fitting labels; conservative: real
 CHAR_PX = 6.0  # width of a gene-label character (px, 9 px font); the bold target label is a bit wider
 GENE_ROW_PX = 23  # pitch of one gene row (label above a gene model) in px
 MAX_GENE_ROWS = 6
+# title line at the top of the figure, shared with plotly's modebar (top right, ~25 px); the legend band lies
+# below it and above the tracks, so legend, title and modebar never overlap
+TITLE_PX = 30
+LEGEND_ROW_PX = 19  # one row of the horizontal legend (font 10)
+LEGEND_PAD_PX = 10  # the legend box's own padding
+LEGEND_GAP_PX = 12  # plotly keeps its auto-margin pad (12 px) between a container-anchored legend and the plot
+LEGEND_PLOT_PX = 740  # plot width the legend rows are reserved for (that of a 1280 px window)
+LEGEND_CHAR_PX = 5.4  # width of a legend character (px, 10 px font)
+LEGEND_SYMBOL_PX = 45  # symbol, its gap to the text and the gap to the next entry
+HIC_TICKS_PX = 40  # the Hi-C row's distance tick labels, between its row label and the plot
 STAIN_COLORS = {
     "gneg": "#ffffff", "gpos25": "#c8c8c8", "gpos50": "#969696", "gpos75": "#5a5a5a", "gpos100": "#000000",
     "acen": "#c0392b", "gvar": "#dcdcdc", "stalk": "#6e7fa3",
@@ -221,6 +232,46 @@ def genomic_ticks(lo: int, hi: int, n: int = 7, extend: float = 2.0) -> tuple[li
         return vals, [f"{v:,}" for v in vals], "bp"
     decimals = max(0, -math.floor(math.log10(step / 1e6) + 1e-9))
     return vals, [f"{v / 1e6:,.{decimals}f}" for v in vals], "Mb"
+
+
+def fmt_span(bp: float) -> str:
+    """An unsigned genomic length for axis ticks: 0, 750 bp, 500 kb, 1.5 Mb."""
+    bp = float(bp)
+    if bp == 0:
+        return "0"
+    if bp < 1_000:
+        return f"{bp:,.0f} bp"
+    if bp < 1_000_000:
+        return f"{bp / 1e3:,.4g} kb"
+    return f"{bp / 1e6:,.4g} Mb"
+
+
+def distance_ticks(span: int, n: int = 5) -> tuple[list[int], list[str]]:
+    """Ticks of a distance axis [0, span] (the Hi-C row's height): ``genomic_ticks``' 1/2/5 steps, labelled
+    with their unit, as the axis has no title of its own."""
+    vals, _, _ = genomic_ticks(0, max(int(span), 1), n=n, extend=0.0)
+    return vals, [fmt_span(v) for v in vals]
+
+
+def legend_names(fig: go.Figure) -> list[str]:
+    """Legend entries of ``fig`` in plotly's order (legendrank, then trace order); heatmaps draw none."""
+    shown = [(t.legendrank if t.legendrank is not None else 1000, k, t.name or "") for k, t in enumerate(fig.data)
+             if t.showlegend is True or (t.showlegend is None and t.type != "heatmap")]
+    return [name for *_, name in sorted(shown)]
+
+
+def legend_band_px(names: list[str], width: float = LEGEND_PLOT_PX) -> int:
+    """Height of the band for plotly's horizontal legend of ``names`` in a plot ``width`` px wide: the legend and
+    the gap plotly leaves under it (0 without entries).
+
+    Entries that fit in one row keep their own widths; else plotly lays them out in a grid whose columns are as
+    wide as the widest entry.
+    """
+    if not names:
+        return 0
+    widths = [LEGEND_SYMBOL_PX + LEGEND_CHAR_PX * len(re.sub(r"<[^>]*>", "", n)) for n in names]
+    cols = len(widths) if sum(widths) <= width else max(1, int(width // max(widths)))
+    return math.ceil(len(widths) / cols) * LEGEND_ROW_PX + LEGEND_PAD_PX + LEGEND_GAP_PX
 
 
 @dataclass(frozen=True)
@@ -406,14 +457,24 @@ def _draw(fig: go.Figure, view: GenomeView, plan: list[tuple[str, float]], row: 
         label = _label_of(view, name)
         if name == "genes" and unlabelled:
             label += f"<br><span style='font-size:9px'>{unlabelled} unlabelled<br>(hover or zoom in)</span>"
-        _row_label(fig, r, label, emphasis=(name == f"cov:{view.cell_type}"))
+        # the Hi-C row's distance ticks sit left of the plot: its label moves left of them
+        shift = -HIC_TICKS_PX if name == "hic" and fig.layout[f"yaxis{r}"].showticklabels else 0
+        _row_label(fig, r, label, emphasis=(name == f"cov:{view.cell_type}"), xshift=shift)
     fig.update_layout(annotations=_ANNOTATIONS.pop(id(fig), []))
     title = f"{view.gene or ''} {('in ' + view.cell_type) if view.cell_type else ''} — {loc.label()}".strip()
+    # legend band between the title line (and modebar) and the tracks; it adds to the height, so the tracks
+    # keep the pixels their labels were fitted to. Pinned below the title line, it can only push the tracks
+    # down (plotly reserves the margin of a container-anchored legend), never reach the title or the modebar.
+    band = legend_band_px(legend_names(fig))
+    top = TITLE_PX + band if band else _MARGIN["t"]
+    height += top - _MARGIN["t"]
     fig.update_layout(
-        height=height, margin=_MARGIN, plot_bgcolor="white", paper_bgcolor="white",
+        height=height, margin={**_MARGIN, "t": top}, plot_bgcolor="white", paper_bgcolor="white",
         hovermode="closest", dragmode="pan", showlegend=True, bargap=0, barmode="overlay",
-        legend=dict(orientation="h", y=1.0, x=1.0, xanchor="right", yanchor="bottom", font=dict(size=10)),
-        title=dict(text=title, x=0.01, y=0.995, yanchor="top", font=dict(size=13)),
+        legend=dict(orientation="h", traceorder="normal", xref="paper", x=0.0, xanchor="left", yref="container",
+                    y=1.0 - TITLE_PX / height, yanchor="top", font=dict(size=10)),
+        title=dict(text=title, x=0.01, xref="container", y=1.0 - 4 / height, yref="container", yanchor="top",
+                   font=dict(size=13)),
         uirevision=loc.label(), font=dict(family="Inter, Helvetica, Arial, sans-serif", size=11),
         meta={"listed_links": int(len(listed))},
     )
@@ -421,7 +482,7 @@ def _draw(fig: go.Figure, view: GenomeView, plan: list[tuple[str, float]], row: 
 
 
 _ANNOTATIONS: dict[int, list[dict]] = {}
-_MARGIN = dict(l=150, r=90, t=34, b=36)
+_MARGIN = dict(l=150, r=90, t=TITLE_PX + 4, b=36)
 
 
 def _annotations(fig: go.Figure) -> list[dict]:
@@ -457,7 +518,9 @@ def _label_of(view: GenomeView, name: str) -> str:
     if name == "truth":
         return "Planted <i>(simulated)</i>"
     if name == "hic":
-        return "Hi-C" + (" <i>(simulated)</i>" if _simulated(b, "hic") else "")
+        # the row's height is the distance between the two contacting bins (HiGlass/pyGenomeTracks triangle)
+        return ("Hi-C" + (" <i>(simulated)</i>" if _simulated(b, "hic") else "")
+                + "<br><span style='font-size:9px'>height: distance<br>between contacts</span>")
     if name.startswith("cov:"):
         t = name[4:]
         sim = " <i>(sim.)</i>" if _simulated(b, "coverage") else ""
@@ -465,11 +528,12 @@ def _label_of(view: GenomeView, name: str) -> str:
     return name
 
 
-def _row_label(fig: go.Figure, row: int, text: str, emphasis: bool = False) -> None:
+def _row_label(fig: go.Figure, row: int, text: str, emphasis: bool = False, xshift: int = 0) -> None:
     yaxis = fig.get_subplot(row, 1).yaxis
     lo, hi = yaxis.domain
     _annotations(fig).append(dict(
         text=text, xref="paper", yref="paper", x=-0.005, y=(lo + hi) / 2, xanchor="right", yanchor="middle",
+        xshift=xshift,
         showarrow=False, font=dict(size=10, color=TARGET_COLOR if emphasis else "#333"), align="right",
     ))
 
@@ -652,18 +716,19 @@ def _arc_track(fig: go.Figure, view: GenomeView, row: int) -> pd.DataFrame:
         for _, r in drawn.iterrows():
             x0, x1 = int(r["peak_mid"]), int(r["tss"])
             tss_x.add(x1)
-            h = -min(1.0, 0.25 + 0.75 * abs(x1 - x0) / max(loc.width, 1))
+            # each overlay a little shallower, so methods that chose the same peaks stay visible as nested arcs
+            h = -min(1.0, 0.25 + 0.75 * abs(x1 - x0) / max(loc.width, 1)) * max(0.25, 1.0 - OVERLAY_DEPTH_STEP * k)
             xs, ys = arc_xy(x0, x1, h)
             eff = float(r["drop_one"]) if pd.notna(r["drop_one"]) else 0.0
             fig.add_trace(go.Scatter(
                 x=xs, y=ys, mode="lines", line=dict(color=color, width=1.0 + 4.0 * abs(eff) / ov_max),
                 text=[_link_hover(r, ov.method)] * len(xs), hoverinfo="text", legendgroup=ov.method,
-                showlegend=first, name=f"{ov.method} links (below)",
+                showlegend=first, name=f"{ov.method} links (below)", legendrank=500 + k,
             ), row=row, col=1)
             first = False
         if first:  # nothing drawn: still show the method in the legend
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=color), name=f"{ov.method} links (below)",
-                                     showlegend=True), row=row, col=1)
+                                     showlegend=True, legendrank=500 + k), row=row, col=1)
     if tss_x:
         fig.add_trace(go.Scatter(x=sorted(tss_x), y=[0] * len(tss_x), mode="markers", showlegend=False,
                                  marker=dict(symbol="diamond", size=8, color=HIGHLIGHT_GENE), hoverinfo="text",
@@ -842,7 +907,7 @@ def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
                 zmin=float(np.nanpercentile(z, 5)), zmax=float(np.nanpercentile(z, 99.5)),
                 colorbar=dict(title=dict(text="log1p<br>contacts", side="top", font=dict(size=10)), len=hi - lo,
                               y=hi, yanchor="top", thickness=10, x=1.045, tickfont=dict(size=9)),
-                hovertemplate="midpoint %{x:,.0f}<br>separation %{y:,.0f} bp<br>log1p(contacts) %{z:.2f}<extra>Hi-C</extra>",
+                hovertemplate="midpoint %{x:,.0f}<br>distance %{y:,.0f} bp<br>log1p(contacts) %{z:.2f}<extra>Hi-C</extra>",
             ), row=row, col=1)
         else:
             why = "no Hi-C bins in range of this view — pan towards the gene or zoom out"
@@ -860,9 +925,14 @@ def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
                 ys_l += [0, e - s, 0, None]
             name = "TADs (simulated)" if sim else "TADs GM12878 (real, lifted hg19→hg38)"
             fig.add_trace(go.Scatter(
-                x=xs_l, y=ys_l, mode="lines", name=name, legendgroup="tads",
+                x=xs_l, y=ys_l, mode="lines", name=name, legendgroup="tads", legendrank=2000 + int(sim),
                 line=dict(color="#2c3e50" if sim else "#2471a3", width=1.2, dash="dot" if sim else "solid"),
                 hoverinfo="skip",
             ), row=row, col=1)
-    fig.update_yaxes(row=row, col=1, range=[0, max_sep], showticklabels=why is None, tickformat="~s",
-                     tickfont=dict(size=8), side="right")  # separation ticks clear of the row label on the left
+    # distance between the contacting bins, in kb/Mb; left of the plot (the right holds the colour bars), where the
+    # row label makes room for them (fixed pixels, so they fit at any figure width); no automargin: the labels fit
+    # the left margin, and its push would widen the top margin past the legend band
+    tickvals, ticktext = distance_ticks(max_sep)
+    fig.update_yaxes(row=row, col=1, range=[0, max_sep], showticklabels=why is None, tickmode="array",
+                     tickvals=tickvals, ticktext=ticktext, ticks="outside" if why is None else "", ticklen=3,
+                     tickfont=dict(size=9, color="#444"), side="left", automargin=False)
