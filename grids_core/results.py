@@ -40,7 +40,7 @@ class ExplanationResult:
     peak_names: list[str]
     drop_one: list[float]  # J(S minus member) - J(S): how much the objective loses without it
     single: list[float] = field(default_factory=list)  # J({member}) - J(empty)
-    pairwise: list[list[float]] = field(default_factory=list)  # J(S minus {i, j}) - J(S)
+    pairwise: list[list[float]] = field(default_factory=list)  # J(S minus {i, j}) - J(S), first min(L, 128) members
     trajectory: list[float] = field(default_factory=list)
     objective: float = float("nan")
     baseline_objective: float = float("nan")

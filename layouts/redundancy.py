@@ -156,7 +156,10 @@ def pairwise_figure(result, mode: str = "excess", links: pd.DataFrame | None = N
     ))
     title = ("Pairwise redundancy: J(S∖{i,j}) − J(S) − drop_i − drop_j" if mode == "excess"
              else "Pairwise joint drop: J(S∖{i,j}) − J(S)")
-    _base(fig, title, plot_height=244)
+    # the engine evaluates pairs among the first members only (grids.PAIRWISE_MAX)
+    partial = (f"the first {mat.shape[0]} of {len(result.drop_one)} members (by drop-one)"
+               if mat.shape[0] < len(result.drop_one) else None)
+    _base(fig, title, plot_height=244, x_title=partial)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showgrid=False)
     fig.update_xaxes(showgrid=False)
     return fig

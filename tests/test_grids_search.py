@@ -388,3 +388,20 @@ def test_precision_settings_errors():
         grids_search(obj, 3, precision="bf16", faithful=True)
     with pytest.raises(SettingsError, match="float32"):
         grids_search(obj, 3, precision="bf16", full_evaluation=True)
+
+
+def test_pairwise_effects_cover_the_first_members_only_beyond_the_cap(small_bundle, small_model, monkeypatch):
+    """Pairs grow as L²: beyond PAIRWISE_MAX members only the top block (by drop-one) is evaluated, exactly."""
+    from grids_core.explain import grids as g
+    from grids_core.explain.gene import ExplainRequest, build_objective
+
+    obj = build_objective(small_bundle, small_model, ExplainRequest(gene="GAD1", cell_type="VIP", L=12))
+    subset = g.candidate_pool(obj)[:12]
+    full = g.subset_effects(obj, subset)
+    monkeypatch.setattr(g, "PAIRWISE_MAX", 5)
+    capped = g.subset_effects(obj, subset)
+    assert full.pairwise.shape == (12, 12) and capped.pairwise.shape == (5, 5)
+    np.testing.assert_array_equal(capped.subset, full.subset)  # the same members, the same order
+    np.testing.assert_allclose(capped.pairwise, full.pairwise[:5, :5], rtol=1e-5, atol=1e-8)  # float32 sums
+    np.testing.assert_allclose(capped.single, full.single, rtol=1e-5, atol=1e-8)  # singles for every member
+    assert capped.n_evaluations == full.n_evaluations - (12 * 11 // 2 - 5 * 4 // 2)

@@ -97,3 +97,13 @@ def test_rendered_axis_title_ticks_and_legend_apart(page, n, suffix):
         assert all(a[2] <= b[0] for a, b in zip(xt, xt[1:], strict=False)), xt  # tick labels side by side
         plot_left = max(t[2] for t in r["yticks"])
         assert paper[2] - plot_left >= 0.4 * width  # long names do not squeeze the bars away
+
+
+def test_pairwise_heatmap_says_when_it_covers_the_first_members_only():
+    res = _result(6)
+    res.pairwise = np.outer(res.drop_one[:3], np.ones(3)) + 0.01  # the engine's top block for a large L
+    fig = red.pairwise_figure(res, "joint")
+    assert fig.data[0].z.shape == (3, 3) and list(fig.data[0].x) == ["#1", "#2", "#3"]
+    assert fig.layout.xaxis.title.text == "the first 3 of 6 members (by drop-one)"
+    res.pairwise = np.outer(res.drop_one, np.ones(6))
+    assert red.pairwise_figure(res, "joint").layout.xaxis.title.text is None

@@ -42,6 +42,9 @@ _INITS = ("random", "gradient", "single")
 _ORDERS = ("cyclic", "random")
 PRECISIONS = ("fp32", "bf16")
 SHORTLIST = 4  # bf16 precision: candidates re-scored in float32 per step
+# pairwise joint drops are evaluated among the first PAIRWISE_MAX members (by drop-one): L (L - 1) / 2 pairs
+# grow past what one explanation should cost (L = 1000: ~500k evaluations; L = 20,000 ran out of memory)
+PAIRWISE_MAX = 128
 
 
 @dataclass
@@ -498,7 +501,7 @@ class SubsetEffects:
 
     subset: np.ndarray  # ordered by drop_one, largest first
     drop_one: np.ndarray  # J(S minus r) - J(S)
-    pairwise: np.ndarray  # J(S minus {r_i, r_j}) - J(S); diagonal = drop_one
+    pairwise: np.ndarray  # J(S minus {r_i, r_j}) - J(S) of the first min(L, PAIRWISE_MAX) members; diagonal = drop_one
     single: np.ndarray  # J({r}) - J(empty)
     objective: float
     baseline_objective: float
@@ -517,11 +520,12 @@ def _effects(eng: _Engine, subset: np.ndarray, with_redundancy: bool = True) -> 
     drop = eng.delta(f1, s1)
     order_idx = np.argsort(-drop, kind="stable")
     subset, drop = subset[order_idx], drop[order_idx]
-    pairwise = np.full((L, L), np.nan)
+    P = min(L, PAIRWISE_MAX)
+    pairwise = np.full((P, P), np.nan)
     single = np.full(L, np.nan)
     n = 2 + L
     if with_redundancy:
-        iu, ju = np.triu_indices(L, 1)
+        iu, ju = np.triu_indices(P, 1)
         if iu.size:
             f2, s2 = _removal_spec(cnt, [[int(subset[i]), int(subset[j])] for i, j in zip(iu, ju, strict=True)], 2)
             pw = eng.delta(f2, s2)
@@ -529,7 +533,7 @@ def _effects(eng: _Engine, subset: np.ndarray, with_redundancy: bool = True) -> 
             pairwise[ju, iu] = pw
         single = eng.delta(subset[:, None], -np.ones((L, 1), np.float32), empty=True)
         n += iu.size + L
-    np.fill_diagonal(pairwise, drop)
+    np.fill_diagonal(pairwise, drop[:P])
     return SubsetEffects(subset, drop, pairwise, np.asarray(single, np.float64), J, baseline, n)
 
 
