@@ -12,8 +12,9 @@ def register_all(app: Dash, state: AppState, manager, defaults: tuple[str | None
     from callbacks import browser, igv, jobs, mnist, navigation, runs
 
     navigation.register(app, state, defaults)
-    jobs.register(app, state, manager)
+    board = jobs.job_board(state)
+    jobs.register(app, state, manager, board)
     browser.register(app, state)
-    runs.register(app, state)
+    runs.register(app, state, board)
     igv.register(app, state)
     mnist.register(app, state)

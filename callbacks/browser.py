@@ -176,17 +176,11 @@ def register(app: Dash, state: AppState) -> None:
         return opts, [quality_note(name, c.model.gene_r(name), c.model.predictable(name)),
                       marker_hint(name, cell, markers)]
 
-    @app.callback(
-        Output(ids.OVERLAY, "options"),
-        Output(ids.OVERLAY, "value"),
-        Input(ids.METHOD, "value"),
-        State(ids.OVERLAY, "value"),
-    )
-    def method_changed(method, chosen):
-        """Overlay choices: every other method of the engine's registry."""
-        others = method_options(method_registry(), exclude=method)
-        keep = [m for m in (chosen or []) if m != method]
-        return others, keep
+    @app.callback(Output(ids.OVERLAY, "options"), Input(ids.METHOD, "value"))
+    def method_changed(method):
+        """Overlay choices: every other method of the engine's registry (navigation.sync drops the view's own
+        method from the chosen ones, and keeps them in the URL)."""
+        return method_options(method_registry(), exclude=method)
 
     @app.callback(
         Output(ids.GENOME_GRAPH, "figure"),

@@ -2,7 +2,8 @@
 
 It records each run's state and progress under its run id and carries the cancel token the engine's
 ``cancel()`` polls. Because it is keyed by run id (not by browser tab), a reloaded page finds its running
-job again, and a Cancel stops the engine wherever it runs (a Dash job process or a Celery worker).
+job again, and a Cancel stops the engine wherever it runs (a Dash job process or a Celery worker). The
+Runs page lists the board (``jobs``), so a job whose tab was closed can still be followed or cancelled.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ class JobBoard:
         Path(directory).mkdir(parents=True, exist_ok=True)
         self.cache = diskcache.Cache(str(directory))
 
-    def start(self, run_id: str) -> None:
-        """Mark ``run_id`` running in this process and clear any old cancel request."""
+    def start(self, run_id: str, what: dict | None = None) -> None:
+        """Mark ``run_id`` running in this process and clear any old cancel request; ``what`` (gene, cell type,
+        method, L) is kept for the job list."""
         self.cache.delete(f"cancel:{run_id}")
         self._put(run_id, state="running", frac=0.0, msg="starting", pid=os.getpid(), host=socket.gethostname(),
-                  started=time.time())
+                  started=time.time(), what=dict(what or {}))
 
     def progress(self, run_id: str, frac: float, msg: str) -> None:
         rec = self.get(run_id) or {}
@@ -53,16 +55,37 @@ class JobBoard:
 
     def alive(self, run_id: str) -> bool:
         """Is some process still working on ``run_id``?"""
-        rec = self.get(run_id)
-        if not rec or rec.get("state") != "running":
-            return False
-        if rec.get("host") == socket.gethostname():
-            return _pid_alive(int(rec.get("pid", 0)))
-        return time.time() - float(rec.get("t", 0)) < STALE_S
+        return _record_alive(self.get(run_id))
+
+    def jobs(self, limit: int = 50) -> list[dict]:
+        """Job records, newest first, each with ``run_id`` and ``alive``; a record left "running" by a process
+        that ended says ``state`` "cancelled" if a cancel was asked for, else "stopped"."""
+        out = []
+        for key in self.cache.iterkeys():
+            if not (isinstance(key, str) and key.startswith("job:")):
+                continue
+            rec = self.cache.get(key)
+            if not rec:  # expired or deleted meanwhile
+                continue
+            alive = _record_alive(rec)
+            state = rec.get("state")
+            if state == "running" and not alive:  # its process ended without a word (killed on Cancel, crashed)
+                state = "cancelled" if self.cancel_requested(key[4:]) else "stopped"
+            out.append({**rec, "run_id": key[4:], "alive": alive, "state": state})
+        out.sort(key=lambda r: float(r.get("started") or r.get("t") or 0), reverse=True)
+        return out[:limit]
 
     def _put(self, run_id: str, **rec) -> None:
         rec["t"] = time.time()
         self.cache.set(f"job:{run_id}", rec, expire=7 * 24 * 3600)
+
+
+def _record_alive(rec: dict | None) -> bool:
+    if not rec or rec.get("state") != "running":
+        return False
+    if rec.get("host") == socket.gethostname():
+        return _pid_alive(int(rec.get("pid", 0)))
+    return time.time() - float(rec.get("t", 0)) < STALE_S
 
 
 def _pid_alive(pid: int) -> bool:

@@ -112,7 +112,7 @@ def execute_job(state: AppState, board: JobBoard, trigger: dict, report) -> dict
         if rec.get("state") in ("cancelled", "failed"):
             return {"run_id": rid, "status": rec["state"], "message": rec.get("msg", "")}
         # the other process died without a result: run it here
-    board.start(rid)
+    board.start(rid, {"gene": req.gene, "cell_type": req.cell_type, "method": req.method, "L": req.L})
     last = {"t": 0.0, "c": 0.0}
 
     def progress(frac: float, msg: str) -> None:
@@ -174,9 +174,13 @@ def single_thread_after_fork(state: AppState) -> None:
         torch.set_num_threads(1)
 
 
-def register(app: Dash, state: AppState, manager) -> None:
+def job_board(state: AppState) -> JobBoard:
+    """The job board the web process and the job processes share (under the app's cache directory)."""
+    return JobBoard(state.settings.cache_dir / "jobs")
+
+
+def register(app: Dash, state: AppState, manager, board: JobBoard) -> None:
     """Wire Run, the background job, progress, Cancel and the end-of-job display."""
-    board = JobBoard(state.settings.cache_dir / "jobs")
     form = [State(i, "value") for i in (ids.GENE, ids.CELL, ids.METHOD, ids.L, ids.K, ids.VALUE, ids.SIGN, ids.BETA,
                                         ids.SEED, ids.WINDOW)]
 

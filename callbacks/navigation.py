@@ -1,4 +1,4 @@
-"""Pages and URL state: tab <-> path, and gene / cell type / method / L / locus / run <-> query string."""
+"""Pages and URL state: tab <-> path, and gene / cell type / method / L / locus / run / overlays <-> query string."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ def page_of(pathname: str | None) -> str:
     return "browser"
 
 
-def encode_query(gene=None, cell=None, method=None, L=None, locus=None, run=None) -> str:
-    """Bookmarkable query string of the browser view (empty values left out)."""
+def encode_query(gene=None, cell=None, method=None, L=None, locus=None, run=None, overlay=None) -> str:
+    """Bookmarkable query string of the browser view (empty values left out; overlay methods comma-joined)."""
+    overlay = ",".join(overlay) if isinstance(overlay, list | tuple) else overlay
     pairs = [(k, v) for k, v in (("gene", gene), ("cell", cell), ("method", method), ("L", L), ("locus", locus),
-                                 ("run", run)) if v not in (None, "")]
+                                 ("run", run), ("overlay", overlay)) if v not in (None, "")]
     return ("?" + urlencode(pairs, safe=":,")) if pairs else ""
 
 
@@ -36,6 +37,16 @@ def decode_query(search: str | None) -> dict[str, str]:
     """Query string -> {key: first value}."""
     q = parse_qs((search or "").lstrip("?"), keep_blank_values=False)
     return {k: v[0] for k, v in q.items() if v}
+
+
+def overlay_of(text: str | None, method: str | None) -> list[str]:
+    """Overlay methods named in a query string value: known methods other than the view's own, in order, once."""
+    known, out = method_registry(), []
+    for m in (text or "").split(","):
+        m = m.strip()
+        if m and m in known and m != (method or "grids") and m not in out:
+            out.append(m)
+    return out
 
 
 def int_or(value, default):
@@ -75,6 +86,7 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
         Output(ids.VIEW_RUN, "data", allow_duplicate=True),
         Output(ids.LOCUS, "data", allow_duplicate=True),
         Output(ids.APP_ALERT, "children", allow_duplicate=True),
+        Output(ids.OVERLAY, "value", allow_duplicate=True),
         Input(ids.URL, "search"),
         Input(ids.GENE, "value"),
         Input(ids.CELL, "value"),
@@ -82,11 +94,12 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
         Input(ids.L, "value"),
         Input(ids.VIEW_RUN, "data"),
         Input(ids.LOCUS, "data"),
+        Input(ids.OVERLAY, "value"),
         *[State(i, "value") for i in (ids.K, ids.VALUE, ids.SIGN, ids.BETA, ids.SEED, ids.WINDOW)],
         State(ids.JOB, "data"),
         prevent_initial_call="initial_duplicate",
     )
-    def sync(search, gene, cell, method, L, run, locus, k, value, sign, beta, seed, window, job):
+    def sync(search, gene, cell, method, L, run, locus, overlay, k, value, sign, beta, seed, window, job):
         """Read the URL on load / navigation; otherwise write the view into it and pick the stored run to show."""
         trig = ctx.triggered_id
         n_form = len(form_outputs)
@@ -95,18 +108,22 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
         if trig in (None, ids.URL):
             problem = _unknown_names(state, decode_query(search))
             if problem:  # a hand-edited or stale bookmark: say what was wrong, show the default view
-                return (*_from_url(state, "", None, None, method, L, rest, defaults, n_form, None), alert(problem))
-            view = _from_url(state, search, gene, cell, method, L, rest, defaults, n_form, job)
-            return (*view, _missing_run(decode_query(search), view[-2]))
+                *view, over = _from_url(state, "", None, None, method, L, rest, defaults, n_form, None)
+                return (*view, alert(problem), over)
+            *view, over = _from_url(state, search, gene, cell, method, L, rest, defaults, n_form, job)
+            return (*view, _missing_run(decode_query(search), view[-2]), over)
+        overlay_out = no_update
         if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L):
             run = form_run(state, gene, cell, method, L, *rest)
             if trig == ids.GENE:
                 locus = None
-        new = encode_query(gene, cell, method, L, locus, run)
+            if method in (overlay or []):  # the view's own method is no overlay
+                overlay = overlay_out = [m for m in overlay if m != method]
+        new = encode_query(gene, cell, method, L, locus, run, overlay)
         search_out = new if new != (search or "") else no_update
-        if trig in (ids.VIEW_RUN, ids.LOCUS):
-            return search_out, *keep, no_update, no_update, no_update
-        return search_out, *keep, run, locus, no_update
+        if trig in (ids.VIEW_RUN, ids.LOCUS, ids.OVERLAY):
+            return search_out, *keep, no_update, no_update, no_update, no_update
+        return search_out, *keep, run, locus, no_update, overlay_out
 
 
 def _unknown_names(state: AppState, q: dict[str, str]) -> str | None:
@@ -155,7 +172,7 @@ def form_run(state: AppState, gene, cell, method, L, k, value, sign, beta, seed,
 
 
 def _from_url(state: AppState, search, gene, cell, method, L, rest, defaults, n_form, job=None):
-    """Controls, run and locus from a query string (bookmark, Runs page link, reload).
+    """Controls, run, locus and overlay methods from a query string (bookmark, Runs page link, reload).
 
     A link with ``run`` shows that run and its settings; without it, the run the form's settings name (if
     stored): the URL's gene, cell type, method and L with the form's other fields.
@@ -166,9 +183,9 @@ def _from_url(state: AppState, search, gene, cell, method, L, rest, defaults, n_
             and req.get("cell_type") == q.get("cell", req.get("cell_type")):
         # reload while a job runs: the form shows what is running (the run itself appears when it ends)
         form = _form_of(req, req["gene"], req["cell_type"], req.get("method", "grids"))
-        locus = q.get("locus") or None
-        new = encode_query(form[0], form[1], form[2], form[3], locus, None)
-        return (new if new != (search or "") else no_update), *form, None, locus
+        locus, over = q.get("locus") or None, overlay_of(q.get("overlay"), form[2])
+        new = encode_query(form[0], form[1], form[2], form[3], locus, None, over)
+        return (new if new != (search or "") else no_update), *form, None, locus, over
     if not q:
         q = {k: v for k, v in (("gene", gene or defaults[0]), ("cell", cell or defaults[1])) if v}
     try:
@@ -184,6 +201,6 @@ def _from_url(state: AppState, search, gene, cell, method, L, rest, defaults, n_
         lval = int_or(q.get("L"), L)
         form = [g, c, m, lval] + [no_update] * (n_form - 4)
         run = form_run(state, g, c, m, lval, *rest)
-    locus = q.get("locus") or None
-    new = encode_query(form[0], form[1], form[2], form[3], locus, run)
-    return (new if new != (search or "") else no_update), *form, run, locus
+    locus, over = q.get("locus") or None, overlay_of(q.get("overlay"), form[2])
+    new = encode_query(form[0], form[1], form[2], form[3], locus, run, over)
+    return (new if new != (search or "") else no_update), *form, run, locus, over

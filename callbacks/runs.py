@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from dash import Dash, Input, Output, State, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
+from callbacks.jobboard import JobBoard
 from callbacks.navigation import encode_query
 from callbacks.state import AppState
 from grids_core.errors import GridsError
 from layouts import ids
-from layouts.components import direction_words
+from layouts.components import alert, direction_words, jobs_table
 
 # settings family (a hash of the model and every setting but L and seed, see settings_family) -> the settings
 # the Runs page shows; a family never changes, so one stored payload per family is read once per process
@@ -65,8 +67,57 @@ def run_rows(state: AppState, gene=None, cell=None, method=None) -> list[dict]:
              "open": "open →"} for r in rows]
 
 
-def register(app: Dash, state: AppState) -> None:
-    """Wire the Runs page."""
+JOBS_SHOWN = 20
+JOBS_RECENT_S = 24 * 3600  # ended jobs stay listed this long
+
+
+def listed_jobs(board: JobBoard, now: float) -> list[dict]:
+    """Jobs for the list: every running one, and those that ended in the last day (newest first)."""
+    rows = [r for r in board.jobs(limit=200)
+            if r["alive"] or now - float(r.get("t") or 0) < JOBS_RECENT_S]
+    return rows[:JOBS_SHOWN]
+
+
+def _open_href(row: dict) -> str:
+    what = row.get("what") or {}
+    return "/" + encode_query(what.get("gene"), what.get("cell_type"), what.get("method"), what.get("L"), None,
+                              row["run_id"])
+
+
+def register(app: Dash, state: AppState, board: JobBoard) -> None:
+    """Wire the Runs page: the job list and the stored runs."""
+
+    @app.callback(
+        Output(ids.JOBS_WRAP, "children"),
+        Output(ids.JOBS_TICK, "disabled"),
+        Input(ids.JOBS_TICK, "n_intervals"),
+        Input(ids.TABS, "value"),
+        Input(ids.RUNS_REFRESH, "n_clicks"),
+        Input(ids.JOBS_ALERT, "children"),
+    )
+    def list_jobs(_tick, tab, _refresh, _alert):
+        """Refresh the job list every 2 s while the Runs page is shown (the timer stops on other pages)."""
+        if tab != "runs":
+            return no_update, True
+        now = time.time()
+        return jobs_table(listed_jobs(board, now), now, _open_href), False
+
+    @app.callback(
+        Output(ids.JOBS_ALERT, "children"),
+        Input({"type": "job-cancel", "run": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def cancel_job(clicks):
+        """Cancel a listed job: the engine stops at its next check, wherever it runs."""
+        trig = ctx.triggered_id
+        if not isinstance(trig, dict) or not any(clicks or []) or not ctx.triggered[0].get("value"):
+            raise PreventUpdate  # buttons (re)drawn by the list, not clicked
+        run_id = trig["run"]
+        if not board.alive(run_id):
+            return alert(f"Run {run_id[:12]} is no longer running.", color="info", duration=4000)
+        board.request_cancel(run_id)
+        return alert(f"Cancel sent to run {run_id[:12]}: it stops at its next check and stores nothing.",
+                     color="warning", duration=6000)
 
     @app.callback(
         Output(ids.RUNS_TABLE, "rowData"),

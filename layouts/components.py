@@ -307,3 +307,51 @@ RUN_COLUMNS = [
     {"field": "open", "headerName": "", "minWidth": 64, "maxWidth": 80, "sortable": False, "filter": False,
      "resizable": False, "cellStyle": {"color": "#1f5fa8", "cursor": "pointer"}},
 ]
+
+
+JOB_STATES = {"running": ("running", "primary"), "done": ("finished", "success"), "cancelled": ("cancelled", "warning"),
+              "failed": ("failed", "danger"), "stopped": ("stopped (its process ended)", "secondary")}
+
+
+def fmt_age(seconds: float) -> str:
+    """'45 s', '3 min', '2 h 5 min', '3 d' (how long ago / how long running)."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d"
+
+
+def jobs_table(rows: list[dict], now: float, open_href) -> html.Div:
+    """The job list of the Runs page: what runs (or ran) from this app, its progress, and Cancel / open.
+
+    ``rows`` are job-board records (``JobBoard.jobs``); ``open_href(row)`` is the browser link of a finished run.
+    """
+    if not rows:
+        return html.Div("No searches started from this app recently.", className="muted small")
+    body = []
+    for r in rows:
+        what = r.get("what") or {}
+        label, color = JOB_STATES.get(str(r.get("state")), (str(r.get("state")), "secondary"))
+        pct = int(round(100 * float(r.get("frac") or 0.0)))
+        if r.get("state") == "running":
+            status = html.Div([dbc.Progress(value=pct, label=f"{pct}%", className="grids-progress job-progress"),
+                               html.Div(str(r.get("msg") or ""), className="muted small")])
+            action = html.Button("Cancel", id={"type": "job-cancel", "run": r["run_id"]}, n_clicks=0,
+                                 className="btn btn-sm btn-outline-danger")
+        else:
+            status = html.Div([dbc.Badge(label, color=color),
+                               html.Span(f" {r.get('msg')}" if r.get("msg") else "", className="small")])
+            action = (html.A("open →", href=open_href(r)) if r.get("state") == "done" else None)
+        started = r.get("started") or r.get("t") or now
+        body.append(html.Tr([
+            html.Td(what.get("gene", "—")), html.Td(what.get("cell_type", "—")), html.Td(what.get("method", "—")),
+            html.Td(what.get("L", "—")), html.Td(status, className="job-status"),
+            html.Td(f"{fmt_age(now - float(started))} ago"), html.Td(html.Code(r["run_id"][:12])), html.Td(action),
+        ]))
+    head = html.Thead(html.Tr([html.Th(x) for x in ("gene", "cell type", "method", "L", "state", "started", "run",
+                                                    "")]))
+    return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="jobs-table")

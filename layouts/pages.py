@@ -138,7 +138,8 @@ def browser_page(choices: Choices) -> html.Div:
                     title="download the current view as PNG"),
         html.Button("SVG", id=ids.EXPORT_SVG, n_clicks=0, className="btn btn-sm btn-outline-secondary",
                     title="download the current view as SVG"),
-        html.Div(dcc.Dropdown(id=ids.OVERLAY, options=[], value=[], multi=True,
+        # every method to start with, so overlays from a link are valid before the method's own is taken out
+        html.Div(dcc.Dropdown(id=ids.OVERLAY, options=choices.methods, value=[], multi=True,
                               placeholder="overlay other methods…"), className="overlay-dropdown"),
     ], className="locus-bar")
     redundancy = html.Div([
@@ -194,6 +195,12 @@ def browser_page(choices: Choices) -> html.Div:
 def runs_page(choices: Choices) -> html.Div:
     """Stored results with filters; clicking a row opens it in the browser."""
     return html.Div([
+        html.H5("Jobs"),
+        html.Div("Searches started from this app, newest first; a running one can be cancelled here, also after the "
+                 "tab that started it was closed.", className="muted small"),
+        html.Div(id=ids.JOBS_ALERT),
+        html.Div(id=ids.JOBS_WRAP),
+        dcc.Interval(id=ids.JOBS_TICK, interval=2000, disabled=True),
         html.H5("Stored runs"),
         html.Div([
             dcc.Dropdown(id=ids.RUNS_GENE, options=[o["value"] for o in choices.genes], placeholder="gene", clearable=True),

@@ -198,6 +198,12 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
     overlay = page.inner_text("#overlay-summary")
     assert "random" in overlay and "Jaccard" in overlay
     shot(page, "browser_overlay")
+    page.wait_for_function("() => location.search.includes('overlay=random')", timeout=10_000)  # bookmarkable
+    page.reload()
+    page.wait_for_selector(GRAPH)
+    page.wait_for_function("() => ((document.querySelector('#genome-graph .js-plotly-plot') || {}).data || [])"
+                           ".some(t => t.name === 'random links (below)')", timeout=20_000)
+    assert "random" in page.inner_text("#overlay-methods") and "overlay=random" in page.evaluate("location.search")
 
     # a bad locus is explained in place; the figure stays
     page.fill("#locus-input", "chr2:oops")
@@ -259,6 +265,34 @@ def test_cancel_after_reload_stops_the_run(page, server, errors):
     page.wait_for_function("() => document.querySelector('#run-summary').innerText.includes('GAD1 in SST')",
                            timeout=60_000)
     assert "L=4 k=32 " in page.inner_text("#run-summary")
+    assert errors == []
+
+
+def test_job_of_a_closed_page_is_listed_and_cancelled_on_the_runs_page(page, server, errors):
+    page.goto(server["url"] + "?gene=GAD2&cell=SST")
+    settle(page)
+    start_run(page, 200, 4096, None)  # minutes of search: the cancel below always comes first
+    page.wait_for_function("() => /step|sweep|%/.test(document.querySelector('#progress-wrap').innerText)",
+                           timeout=30_000)
+    page.goto(server["url"] + "runs")  # the page that started the job is gone; the job runs on
+    row = page.locator("#jobs-wrap tr", has_text="GAD2").filter(has=page.locator("button", has_text="Cancel"))
+    row.wait_for(timeout=20_000)
+    assert "SST" in row.inner_text() and "200" in row.inner_text()
+    page.wait_for_function("() => /step|sweep/.test(document.querySelector('#jobs-wrap').innerText)",
+                           timeout=20_000)  # progress is refreshed while the list is shown
+    shot(page, "runs_page_jobs")
+    row.locator("button", has_text="Cancel").click()
+    page.wait_for_function("() => document.querySelector('#jobs-alert').innerText.includes('Cancel sent')",
+                           timeout=10_000)
+    page.wait_for_function("() => [...document.querySelectorAll('#jobs-wrap tr')].some("
+                           "r => r.innerText.includes('GAD2') && r.innerText.includes('cancelled'))", timeout=30_000)
+    from callbacks.jobboard import JobBoard
+    from grids_core.store import ResultStore
+
+    board = JobBoard(Path(server["bundle"]) / "cache" / "jobs")
+    gad2 = [r for r in board.jobs() if (r.get("what") or {}).get("gene") == "GAD2"]
+    assert gad2 and gad2[0]["state"] == "cancelled" and not gad2[0]["alive"]
+    assert ResultStore(Path(server["bundle"]) / "results.sqlite").get(gad2[0]["run_id"]) is None
     assert errors == []
 
 

@@ -309,3 +309,70 @@ def test_runs_page_marks_runs_of_an_earlier_model(state, done_run):
         assert rows[done_run] == "current" and rows["0ld0000000000000"] == "earlier (01234567)"
     finally:
         state.ctx().store.delete("0ld0000000000000")
+
+
+# ---- the job list (Runs page) ------------------------------------------------------------------------
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_job_list_says_what_runs_and_how_jobs_ended(tmp_path):
+    from callbacks.runs import JOBS_RECENT_S, listed_jobs
+
+    board = JobBoard(tmp_path / "jobs")
+    what = {"gene": GENE, "cell_type": CELL, "method": "grids", "L": 10}
+    board.start("a" * 16, what)  # this process: alive
+    board.start("b" * 16, what)
+    board.finish("b" * 16, "done")
+    for rid in ("c" * 16, "d" * 16):  # left "running" by a process that has ended
+        board.start(rid, what)
+        board._put(rid, **{**board.get(rid), "pid": _dead_pid()})
+    board.request_cancel("d" * 16)
+    board.start("e" * 16, what)
+    board.finish("e" * 16, "failed", "boom")
+    board._put("e" * 16, **{**board.get("e" * 16), "started": 1.0})  # oldest
+
+    jobs_ = {r["run_id"][0]: r for r in board.jobs()}
+    assert {k: (r["state"], r["alive"]) for k, r in jobs_.items()} == {
+        "a": ("running", True), "b": ("done", False), "c": ("stopped", False), "d": ("cancelled", False),
+        "e": ("failed", False)}
+    assert jobs_["a"]["what"] == what and jobs_["e"]["msg"] == "boom"
+    assert board.jobs()[-1]["run_id"] == "e" * 16  # newest first
+
+    now = time.time()
+    assert {r["run_id"][0] for r in listed_jobs(board, now)} == set("abcde")
+    later = now + JOBS_RECENT_S + 60  # a day on: only what still runs is listed
+    assert [r["run_id"][0] for r in listed_jobs(board, later)] == ["a"]
+
+
+def test_job_table_offers_cancel_while_running_and_open_when_done(tmp_path):
+    from callbacks.runs import _open_href
+    from layouts.components import jobs_table
+
+    board = JobBoard(tmp_path / "jobs")
+    board.start("a" * 16, {"gene": GENE, "cell_type": CELL, "method": "grids", "L": 10})
+    board.progress("a" * 16, 0.42, "step 3")
+    board.start("b" * 16, {"gene": GENE, "cell_type": CELL, "method": "saliency", "L": 5})
+    board.finish("b" * 16, "done")
+    table = jobs_table(board.jobs(), time.time(), _open_href)
+    text = json.dumps(table.to_plotly_json(), default=lambda o: o.to_plotly_json())
+    assert '"type": "job-cancel", "run": "' + "a" * 16 in text and "42%" in text and "step 3" in text
+    assert "?gene=GAD1&cell=VIP&method=saliency&L=5&run=" + "b" * 16 in text
+    assert "finished" in text
+    empty = jobs_table([], time.time(), _open_href)
+    assert "No searches" in json.dumps(empty.to_plotly_json())
+
+
+def test_overlay_methods_in_the_query_string():
+    from callbacks.navigation import overlay_of
+
+    q = encode_query(GENE, CELL, "grids", 10, None, None, ["random", "saliency"])
+    assert decode_query(q)["overlay"] == "random,saliency"
+    # the view's own method, unknown names and repeats are dropped; the order is kept
+    assert overlay_of("saliency,grids,nonsense,random,saliency", "grids") == ["saliency", "random"]
+    assert overlay_of(None, "grids") == [] and overlay_of("grids", "saliency") == ["grids"]
