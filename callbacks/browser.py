@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 from dash import Dash, Input, Output, State, ctx, dcc, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks.state import AppState, method_registry
 from grids_core.errors import GridsError
+from grids_core.evaluate import type_r
 from grids_core.links import export_text
 from grids_core.results import settings_family
+from grids_core.train import PREDICTABLE_R
 from layouts import ids
 from layouts.components import (
     alert,
@@ -115,7 +118,7 @@ def build_view(state: AppState, run_id, locus_label, overlay_methods, gene, cell
     out.update(
         figure=fig, locus_text=locus.label(),
         summary=([run_summary(res, current_model=state.ctx().model.model_id)]
-                 + ([quality_note(res.gene, res.gene_r, False)] if not res.predictable else [])
+                 + ([alert(res.quality_warning(), color="warning")] if not res.predictable else [])
                  if res is not None else None),
         listed=listed_links_table(listed_df) if listed_df is not None and len(listed_df) else None,
         overlay=overlay_table(rows) if rows else None,
@@ -173,7 +176,9 @@ def register(app: Dash, state: AppState) -> None:
             name = str(c.bundle.gene_row(gene)["name"])
         except GridsError as exc:
             return opts, alert(str(exc))
-        return opts, [quality_note(name, c.model.gene_r(name), c.model.predictable(name)),
+        r_type = type_r(c.model.model, c.bundle, name, np.flatnonzero(c.bundle.cell_mask(cell, "test"))) \
+            if cell in c.bundle.cell_types else None
+        return opts, [quality_note(name, c.model.gene_r(name), c.model.predictable(name), cell, r_type, PREDICTABLE_R),
                       marker_hint(name, cell, markers)]
 
     @app.callback(Output(ids.OVERLAY, "options"), Input(ids.METHOD, "value"))

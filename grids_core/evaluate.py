@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -58,6 +59,28 @@ def heldout_effect(model, readout, x_test, subset, value: float) -> dict:
         "relative": float(delta / base) if base > 0 else float("nan"),
         "log_delta": float((after - before).mean()),
     }
+
+
+def pearson_r(a, b) -> float:
+    """Pearson r of two vectors; NaN with fewer than 3 values or when either is constant."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.size < 3:
+        return float("nan")
+    ac, bc = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float((ac**2).sum()) * float((bc**2).sum()))
+    return float((ac * bc).sum() / denom) if denom > 0 else float("nan")
+
+
+def type_r(model, bundle: Bundle, gene: str, cells: np.ndarray) -> float:
+    """Held-out Pearson r of the surrogate for one gene within one cell type's ``cells`` (test cells).
+
+    The model's stored quality is pooled over every type, which on/off differences between types dominate;
+    an explanation within one type needs the gene's variation inside it predicted (r near 0: it is not)."""
+    g = bundle.gene_index(gene)
+    if len(cells) == 0:
+        return float("nan")
+    pred = model.predict_numpy(bundle.atac[cells])[:, g]
+    return pearson_r(pred, bundle.rna[cells, g])
 
 
 def gene_tad(bundle: Bundle, gene: str) -> tuple[int, int, str] | None:

@@ -54,6 +54,24 @@ class ExplanationResult:
     runtime_s: float = 0.0
     created: str = ""
 
+    def quality_warning(self) -> str | None:
+        """Why this explanation may describe the model rather than the biology (None: the surrogate predicts the
+        gene, pooled over cell types and within this one, on held-out cells)."""
+        if self.predictable:
+            return None
+        r_type = (self.heldout or {}).get("r_in_type")  # absent in runs stored before it was measured
+        pooled = self.gene_r
+        if r_type is None or pooled != pooled or (r_type == r_type and pooled <= r_type):  # the pooled r is the weaker
+            why = f"the surrogate predicts {self.gene} poorly on held-out cells (r = {pooled:.2f})"
+        elif r_type == r_type:
+            why = (f"the surrogate does not predict {self.gene}'s variation within {self.cell_type} (held-out r = "
+                   f"{r_type:.2f} there; {self.gene_r:.2f} pooled over cell types, which differences between types "
+                   "dominate)")
+        else:
+            why = (f"{self.gene}'s held-out expression or prediction is constant within {self.cell_type}, so the "
+                   f"surrogate's r there is undefined ({self.gene_r:.2f} pooled over cell types)")
+        return why + "; this explanation describes the model, not the biology."
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=_jsonable, allow_nan=True)
 

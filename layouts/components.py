@@ -103,17 +103,28 @@ def marker_hint(gene: str, cell: str | None, markers: list[tuple[str, str]]) -> 
                     "is not one of its marker pairs.", className="muted small")
 
 
-def quality_note(gene: str, r: float, predictable: bool) -> html.Div:
-    """Surrogate quality of the gene: a badge, or a warning when the surrogate cannot predict it."""
+def quality_note(gene: str, r: float, predictable: bool, cell: str | None = None,
+                 r_type: float | None = None, threshold: float = 0.3) -> html.Div:
+    """Surrogate quality of the gene: a badge, or a warning when the surrogate cannot predict it (pooled over
+    cell types, ``r``, or within the chosen ``cell`` type, ``r_type``, on held-out cells)."""
     if r is None or (isinstance(r, float) and math.isnan(r)):
         return html.Div(f"Surrogate quality of {gene}: not recorded in the model.", className="muted small")
-    if predictable:
-        return html.Div([dbc.Badge("predictable", color="success", className="me-1"),
-                         f" surrogate held-out r = {r:.2f} for {gene}"], className="small")
-    return dbc.Alert(
-        f"The surrogate cannot predict {gene} well (held-out r = {r:.2f}): its explanations describe the model, "
-        "not the biology. Treat the arcs with caution.", color="warning", className="grids-alert small",
-    )
+    if not predictable:
+        return dbc.Alert(
+            f"The surrogate cannot predict {gene} well (held-out r = {r:.2f}): its explanations describe the model, "
+            "not the biology. Treat the arcs with caution.", color="warning", className="grids-alert small",
+        )
+    in_type = f", {r_type:.2f} within {cell}" if cell and r_type is not None and not math.isnan(r_type) else ""
+    if cell and r_type is not None and not (r_type >= threshold):
+        why = (f"within {cell} it is {r_type:.2f}" if not math.isnan(r_type)
+               else f"within {cell} its held-out expression or prediction is constant")
+        return dbc.Alert(
+            f"The surrogate predicts {gene} across cell types (held-out r = {r:.2f}) but not its variation inside "
+            f"{cell}: {why}. Explanations of {gene} in {cell} describe the model, not the biology.",
+            color="warning", className="grids-alert small",
+        )
+    return html.Div([dbc.Badge("predictable", color="success", className="me-1"),
+                     f" surrogate held-out r = {r:.2f} for {gene}{in_type}"], className="small")
 
 
 def model_warning(result, current_model: str | None) -> dbc.Alert | None:
@@ -187,8 +198,12 @@ def heldout_card(result) -> html.Div:
         (f"Δ (after − before, {COUNT_UNIT})", fmt_num(h.get("delta"))),
         ("relative Δ (of the mean before)", fmt_relative(h.get("relative"))),
         ("objective J(S) / J(∅)", f"{fmt_num(result.objective)} / {fmt_num(result.baseline_objective)}"),
-        ("surrogate r (gene)", fmt_num(result.gene_r, ".2f") + ("" if result.predictable else "  ⚠ not predictable")),
+        ("surrogate r (gene, all types)", fmt_num(result.gene_r, ".2f")),
     ]
+    if "r_in_type" in h:
+        rows.append((f"surrogate r in {result.cell_type}", fmt_num(h.get("r_in_type"), ".2f")))
+    if not result.predictable:
+        rows.append(("", "⚠ not predictable"))
     for key, val in (result.locality or {}).items():
         if key in LOCALITY_SHARES and isinstance(val, int | float):
             rows.append((f"{LOCALITY_SHARES[key]} (% of peaks)", f"{100 * val:.0f} %"))

@@ -15,11 +15,11 @@ import torch
 from grids_core.bundle import MIN_TRAIN_CELLS, Bundle
 from grids_core.determinism import deterministic
 from grids_core.errors import SettingsError, UnknownNameError, suggest
-from grids_core.evaluate import heldout_effect, locality, truth_metrics
+from grids_core.evaluate import heldout_effect, locality, truth_metrics, type_r
 from grids_core.explain.base import Objective
 from grids_core.explain.grids import check_precision
 from grids_core.results import ExplanationResult, run_key
-from grids_core.train import TrainedModel
+from grids_core.train import PREDICTABLE_R, TrainedModel
 
 BETA_MAX = 100.0  # the specificity weight; larger values only drown J in the other types' term
 SEED_MAX = 2**63 - 1  # seeds are stored as SQLite integers
@@ -156,6 +156,8 @@ def explain_gene(
     req.validate()
     if req.method not in METHODS:
         raise UnknownNameError(f"Unknown method {req.method!r}; available: {', '.join(METHODS)}." + suggest(req.method, METHODS))
+    req.gene = str(bundle.genes["name"].iloc[bundle.gene_index(req.gene)])  # the bundle's names (run key, store)
+    req.cell_type = bundle.check_cell_type(req.cell_type)
     t0 = time.perf_counter()
     with deterministic():
         objective = build_objective(bundle, tm, req)
@@ -165,6 +167,7 @@ def explain_gene(
         subset = [int(i) for i in out.subset]
         test = np.flatnonzero(bundle.cell_mask(req.cell_type, "test"))
         held = heldout_effect(objective.model, objective.readout, bundle.atac[test], subset, req.value)
+        held["r_in_type"] = type_r(tm.model, bundle, req.gene, test)
     settings = req.settings()
     return ExplanationResult(
         run_id=run_key(bundle.bundle_id, tm.model_id, req.gene, req.cell_type, req.method, settings),
@@ -186,7 +189,7 @@ def explain_gene(
         locality=locality(bundle, req.gene, subset),
         truth=truth_metrics(bundle, req.gene, req.cell_type, subset, out.scores),
         gene_r=tm.gene_r(req.gene),
-        predictable=tm.predictable(req.gene),
+        predictable=tm.predictable(req.gene) and bool(held["r_in_type"] >= PREDICTABLE_R),
         converged=bool(out.converged),
         n_evaluations=int(out.n_evaluations),
         runtime_s=runtime,
