@@ -107,10 +107,14 @@ class Bundle:
 
     # ---- lookups with helpful errors ------------------------------------------------------------
     def gene_index(self, gene: str) -> int:
-        """Column of ``gene`` in ``rna``; unknown names raise with close suggestions."""
+        """Column of ``gene`` in ``rna``: its name (any case) or its gene id (with or without the version
+        suffix); unknown names raise with close suggestions."""
+        gene = str(gene).strip()
         idx = self._gene_lookup().get(gene)
         if idx is None:
             idx = self._gene_lookup_upper().get(gene.upper())
+        if idx is None:
+            idx = self._gene_id_lookup().get(gene.upper()) or self._gene_id_lookup().get(gene.upper().split(".")[0])
         if idx is None:
             raise UnknownNameError(
                 f"Gene {gene!r} is not in this bundle ({len(self.genes)} genes)."
@@ -129,12 +133,17 @@ class Bundle:
         return self.truth[(self.truth["gene"] == gene) & (self.truth["cell_type"] == cell_type)]
 
     def check_cell_type(self, cell_type: str) -> str:
-        if cell_type not in self.cell_types:
-            raise UnknownNameError(
-                f"Cell type {cell_type!r} is not in this bundle (has: {', '.join(self.cell_types)})."
-                + suggest(cell_type, self.cell_types)
-            )
-        return cell_type
+        """The bundle's name of ``cell_type`` (exact, else the one type equal to it ignoring case and
+        surrounding spaces); unknown names raise with close suggestions."""
+        if cell_type in self.cell_types:
+            return cell_type
+        folded = [c for c in self.cell_types if c.casefold() == str(cell_type).strip().casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        raise UnknownNameError(
+            f"Cell type {cell_type!r} is not in this bundle (has: {', '.join(self.cell_types)})."
+            + suggest(cell_type, self.cell_types)
+        )
 
     def cell_mask(self, cell_type: str | None = None, split: str | None = None) -> np.ndarray:
         """Boolean mask over cells of a type and/or a split."""
@@ -151,6 +160,22 @@ class Bundle:
         if "_lookup" not in self.__dict__:
             self.__dict__["_lookup"] = {n: i for i, n in enumerate(self.genes["name"])}
         return self.__dict__["_lookup"]
+
+    def _gene_id_lookup(self) -> dict[str, int]:
+        """Gene ids (upper case), with and without their version suffix (the latter only where unique)."""
+        if "_lookup_id" not in self.__dict__:
+            out: dict[str, int] = {}
+            if "gene_id" in self.genes:
+                ids = [str(x).upper() for x in self.genes["gene_id"]]
+                bare = pd.Series([x.split(".")[0] for x in ids])
+                unique_bare = set(bare[~bare.duplicated(keep=False)])
+                for i, (full, b) in enumerate(zip(ids, bare, strict=True)):
+                    if full and full not in ("NAN", "NONE", "."):
+                        out.setdefault(full, i)
+                        if b in unique_bare:
+                            out.setdefault(b, i)
+            self.__dict__["_lookup_id"] = out
+        return self.__dict__["_lookup_id"]
 
     def _gene_lookup_upper(self) -> dict[str, int]:
         if "_lookup_upper" not in self.__dict__:

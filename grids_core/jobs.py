@@ -65,7 +65,7 @@ def run_explanation(
     req.validate()
     ctx = load_context(settings)
     req.gene = ctx.bundle.genes["name"].iloc[ctx.bundle.gene_index(req.gene)]
-    ctx.bundle.check_cell_type(req.cell_type)
+    req.cell_type = ctx.bundle.check_cell_type(req.cell_type)
     key = request_key(ctx, req)
     if not force:
         stored = ctx.store.get(key)

@@ -146,3 +146,22 @@ def test_marker_pairs_come_from_the_bundle_then_table_1(small_sim):
     assert cell_options(b.cell_types, b.marker_pairs(), "GAD1")[0]["value"] == "Astro"
     b.manifest = {k: v for k, v in b.manifest.items() if k != "markers"}  # e.g. a bundle from an older version
     assert ("VIP", "GAD1") in b.marker_pairs()
+
+
+def test_genes_by_id_and_cell_types_ignoring_case(small_bundle, small_model, one_thread):
+    b = small_bundle
+    gad1 = b.gene_index("GAD1")
+    gid = str(b.genes["gene_id"].iloc[gad1])
+    assert "." in gid  # GENCODE ids carry a version
+    assert b.gene_index(gid) == b.gene_index(gid.split(".")[0]) == b.gene_index(f" {gid.lower()} ") == gad1
+    assert b.gene_index("GAD1 ") == gad1
+    assert b.check_cell_type("vip") == b.check_cell_type(" VIP") == "VIP"
+    with pytest.raises(UnknownNameError, match="VIP"):
+        b.check_cell_type("VIPx")
+    # the engine stores runs under the bundle's names, so any spelling finds the same run
+    from grids_core.explain.gene import ExplainRequest, explain_gene
+
+    res = explain_gene(b, small_model, ExplainRequest(gene=gid, cell_type="vip", L=2, k=4))
+    assert (res.gene, res.cell_type) == ("GAD1", "VIP")
+    same = explain_gene(b, small_model, ExplainRequest(gene="GAD1", cell_type="VIP", L=2, k=4))
+    assert res.run_id == same.run_id
