@@ -62,9 +62,9 @@ class ExplanationResult:
         r_type = (self.heldout or {}).get("r_in_type")  # absent in runs stored before it was measured
         pooled = self.gene_r
         if r_type is None or pooled != pooled or (r_type == r_type and pooled <= r_type):  # the pooled r is the weaker
-            why = f"the surrogate predicts {self.gene} poorly on held-out cells (r = {pooled:.2f})"
+            why = f"The surrogate predicts {self.gene} poorly on held-out cells (r = {pooled:.2f})"
         elif r_type == r_type:
-            why = (f"the surrogate does not predict {self.gene}'s variation within {self.cell_type} (held-out r = "
+            why = (f"The surrogate does not predict {self.gene}'s variation within {self.cell_type} (held-out r = "
                    f"{r_type:.2f} there; {self.gene_r:.2f} pooled over cell types, which differences between types "
                    "dominate)")
         else:
