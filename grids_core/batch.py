@@ -23,6 +23,44 @@ from grids_core.explain.gene import ExplainRequest
 from grids_core.jobs import load_context, request_key, run_explanation
 from grids_core.settings import Settings
 
+DASHBOARD_REQUIREMENT = "bokeh>=3.1.0"  # what distributed's dashboard needs (distributed.versions.BOKEH_REQUIREMENT)
+
+
+def _dashboard_requirement():
+    try:
+        from distributed.versions import BOKEH_REQUIREMENT
+
+        return BOKEH_REQUIREMENT
+    except ImportError:  # an older distributed: the same pin, parsed here
+        from packaging.requirements import Requirement
+
+        return Requirement(DASHBOARD_REQUIREMENT)
+
+
+def bokeh_serves_dashboard() -> bool:
+    """Whether this process can serve the Dask dashboard: without bokeh (>= 3.1) its page only says that Dask
+    needs bokeh."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return _dashboard_requirement().specifier.contains(version("bokeh"), prereleases=True)
+    except PackageNotFoundError:
+        return False
+
+
+def dashboard_link(client, local: bool) -> str | None:
+    """The dashboard link of the client's scheduler, or None when that scheduler cannot serve the dashboard."""
+    link = client.dashboard_link
+    if not link:
+        return None
+    if local:  # a LocalCluster's scheduler runs in this process
+        return link if bokeh_serves_dashboard() else None
+    try:  # another cluster's scheduler: ask it (a lambda travels by value; the scheduler needs no grids_core)
+        has_bokeh = client.run_on_scheduler(lambda: __import__("importlib.util").util.find_spec("bokeh") is not None)
+    except Exception:  # the scheduler refuses to run code: it may serve it; give the link
+        return link
+    return link if has_bokeh else None
+
 
 @dataclass
 class BatchReport:
@@ -32,7 +70,7 @@ class BatchReport:
     skipped: list[str] = field(default_factory=list)
     computed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    dashboard: str | None = None
+    dashboard: str | None = None  # the Dask dashboard's link; None when its scheduler cannot serve it (no bokeh)
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -106,7 +144,7 @@ def run_batch(
         req = ExplainRequest(**{**asdict(template), "gene": gene, "cell_type": cell_type})
         try:
             req.gene = ctx.bundle.genes["name"].iloc[ctx.bundle.gene_index(gene)]
-            ctx.bundle.check_cell_type(cell_type)
+            req.cell_type = ctx.bundle.check_cell_type(cell_type)
         except GridsError as exc:
             report.failed[f"{gene}/{cell_type}"] = str(exc)
             continue
@@ -131,7 +169,7 @@ def run_batch(
         client = Client(cluster)
     futures = []
     try:
-        report.dashboard = client.dashboard_link
+        report.dashboard = dashboard_link(client, local=cluster is not None)
         if on_start:
             on_start(report.dashboard)
         futures = [client.submit(_run_one, settings, req, pure=False) for req in todo]

@@ -13,6 +13,15 @@ from grids_core.errors import GridsError, SettingsError, UnknownNameError
 from grids_core.settings import DEFAULT_HOME, Settings
 
 DEFAULT_BUNDLE = DEFAULT_HOME / "default"
+# grids_core.explain.registry.methods(), spelled out so `--help` needs no torch import (a test keeps them equal)
+METHOD_NAMES = ("grids", "saliency", "smoothgrad", "ig", "ablation", "random", "sage", "lime", "cxplain", "fimap",
+                "correlation")
+SLOW_METHODS = ("lime", "sage", "cxplain")  # minutes per gene on a small CPU
+SLOW_TEXT = "lime, sage and cxplain"
+# the options of the GRIDS search: option -> (its flag, its default); a baseline has no search to tune
+GRIDS_ONLY = {"k": ("-k", 32), "init": ("--init", "gradient"), "faithful": ("--faithful", False),
+              "max_sweeps": ("--max-sweeps", 20), "precision": ("--precision", "fp32")}
+DIRECTION_CHOICES = ("close-lower", "close-raise", "open-raise", "open-lower")
 
 
 def _progress_bar(desc: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -124,11 +133,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_method(method: str) -> None:
+    """An unknown --method is refused before anything is loaded or started."""
+    from grids_core.errors import suggest
+    from grids_core.explain.registry import methods
+
+    if method not in methods():
+        raise UnknownNameError(f"Unknown method {method!r}; available: {', '.join(methods())}." + suggest(method, methods()))
+
+
+def _check_grids_only(args: argparse.Namespace) -> None:
+    """-k, --init, --faithful, --max-sweeps and --precision tune the GRIDS search: with a baseline they would
+    change nothing but the run key (a new stored run identical to the plain one), so they are refused."""
+    if args.method == "grids":
+        return
+    given = [flag for name, (flag, default) in GRIDS_ONLY.items() if getattr(args, name, default) != default]
+    if given:
+        raise SettingsError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --method grids only: the "
+            f"{args.method} baseline has no search to tune. Drop {'it' if len(given) == 1 else 'them'}, or use "
+            "--method grids."
+        )
+
+
 def _request(args: argparse.Namespace):
     from grids_core.explain.gene import ExplainRequest
+    from grids_core.links import DIRECTIONS
 
-    value, sign = {"close-lower": (0.0, 1.0), "close-raise": (0.0, -1.0), "open-raise": (1.0, -1.0),
-                   "open-lower": (1.0, 1.0)}[args.direction]
+    _check_method(args.method)
+    _check_grids_only(args)
+    value, sign = DIRECTIONS[args.direction]
     req = ExplainRequest(
         gene=args.gene, cell_type=args.cell_type, method=args.method, L=args.L, k=args.k, value=value, sign=sign,
         beta=args.beta, seed=args.seed, window=args.window, init=args.init, faithful=args.faithful,
@@ -138,12 +172,39 @@ def _request(args: argparse.Namespace):
     return req
 
 
+def _note_k_above_pool(settings: Settings, req) -> None:
+    """A GRIDS step ranks at most the candidates outside the subset: a larger -k changes nothing but time."""
+    if req.method != "grids" or req.k <= GRIDS_ONLY["k"][1]:  # the default k: no note, whatever the pool
+        return
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from grids_core.explain.gene import window_mask
+    from grids_core.explain.grids import candidate_pool
+    from grids_core.jobs import load_context
+
+    bundle = load_context(settings).bundle
+    gene = bundle.genes["name"].iloc[bundle.gene_index(req.gene)]  # as the search will name them
+    cell = bundle.check_cell_type(req.cell_type)
+    x = bundle.atac[np.flatnonzero(bundle.cell_mask(cell, "train"))]
+    pool = len(candidate_pool(SimpleNamespace(x_target=x, value=req.value), window_mask(bundle, gene, req.window)))
+    cap = pool if req.faithful else pool - req.L  # the search never proposes a current member (faithful: it may)
+    if req.L <= pool and req.k > cap:
+        _note(f"note: -k {req.k} is more than the candidate pool allows: {pool} peaks can change in "
+              f"{cell}'s training cells{' within the window' if req.window else ''}, and a step ranks at "
+              f"most the {cap} {'of them' if req.faithful else 'outside the subset'}. k is capped there: any k from "
+              f"{cap} up gives the same answer, each step then scoring every candidate exactly (slow; default "
+              f"{GRIDS_ONLY['k'][1]}).")
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from grids_core.jobs import load_context, run_explanation
 
     settings = _settings(args)
     req = _request(args)
     _check_exports(args.export)
+    _note_k_above_pool(settings, req)
     update, close = _progress_bar(f"{args.method} {args.gene}/{args.cell_type}")
     try:
         result, stored = run_explanation(settings, req, progress=update, force=args.force)
@@ -156,10 +217,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_exports(paths: list[str]) -> None:
+def _check_exports(paths: list[str] | None) -> None:
     from grids_core.links import check_export_path
 
-    for p in paths:
+    if paths is not None and not paths:  # `--export` with no file after it would write nothing
+        raise SettingsError("--export needs one or more file names: FILE.tsv, .csv, .bedpe, .interact or .bed "
+                            "(the extension picks the format).")
+    for p in paths or []:
         check_export_path(p)
 
 
@@ -176,16 +240,16 @@ def _print_result(bundle, result, stored: bool) -> None:
 
     links = linkage_table(bundle, result)
     h = result.heldout
-    print(f"\nrun {result.run_id}  {result.method}  {result.gene} in {result.cell_type}  L={result.settings['L']} "
-          f"seed={result.settings['seed']}  ({'stored result' if stored else f'{result.runtime_s:.2f} s'})")
+    print(f"\nrun {result.run_id}  {result.method}  {result.gene} in {result.cell_type}  {_settings_text(result.settings)}"
+          f"  ({'stored result' if stored else f'{result.runtime_s:.2f} s'})")
     if not result.predictable:
-        print(f"WARNING: the surrogate predicts {result.gene} poorly on held-out cells (r = {result.gene_r:.2f}); "
-              "this explanation describes the model, not the biology.")
+        print(f"WARNING: {result.quality_warning()}")
     cols = ["rank", "peak", "peak_chrom", "peak_start", "peak_end", "distance_to_tss", "drop_one", "single"]
     print(links[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"objective J: {result.baseline_objective:.4g} -> {result.objective:.4g}  "
           f"held-out ({h.get('n_cells')} test cells): delta {h.get('delta', float('nan')):.4g} "
-          f"({100 * h.get('relative', float('nan')):.1f}%)  surrogate r = {result.gene_r:.2f}")
+          f"({100 * h.get('relative', float('nan')):.1f}%)  surrogate r = {result.gene_r:.2f}"
+          + (f" (within {result.cell_type}: {h['r_in_type']:.2f})" if "r_in_type" in h else ""))
     if len(set(result.subset)) < len(result.subset):
         print(f"NOTE: {len(set(result.subset))} distinct peaks of L = {len(result.subset)}: the reference behaviour "
               "(--faithful) lets a peak fill two rows.")
@@ -196,6 +260,40 @@ def _print_result(bundle, result, stored: bool) -> None:
         t = result.truth
         print(f"planted truth: {t['hits']}/{t['n_planted']} recovered (recall {t['recall']:.2f}, precision "
               f"{t['precision']:.2f}), decoys selected {t['decoys_selected']}")
+
+
+def _kb(bp) -> str:
+    return f"{int(bp) / 1000:g} kb"
+
+
+def _settings_text(settings: dict) -> str:
+    """'L=10 seed=0  close → lower' and every setting that differs from the defaults (k, beta, window, mode)."""
+    from grids_core.links import DEFAULT_SETTINGS, direction_label, mode_label
+
+    bits = [f"L={settings.get('L')} seed={settings.get('seed')}", direction_label(settings)]
+    extra = []
+    if settings.get("k", DEFAULT_SETTINGS["k"]) != DEFAULT_SETTINGS["k"]:
+        extra.append(f"k={settings['k']}")
+    if float(settings.get("beta") or 0.0) != DEFAULT_SETTINGS["beta"]:
+        extra.append(f"beta={float(settings['beta']):g}")
+    if settings.get("window"):
+        extra.append(f"window ±{_kb(settings['window'])}")
+    if extra:
+        bits.append(" ".join(extra))
+    if mode_label(settings):
+        bits.append(mode_label(settings))
+    return "  ".join(bits)
+
+
+def _other_model_note(settings: Settings, result) -> None:
+    """Say so when the run shown was made by another model than the selected one (as `grids runs` marks it)."""
+    from grids_core.train import model_file_id
+
+    current = model_file_id(settings.model_path)
+    if current is not None and result.model_id != current:
+        _note(f"note: run {result.run_id} was made by model {result.model_id}, not by the selected model "
+              f"{settings.model_path} ({current}); asking `grids explain` for the same settings would compute a "
+              "new run with the selected model.")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -210,6 +308,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(_json_safe(json.loads(result.to_json())), indent=1))
     else:
         _print_result(bundle, result, True)
+    _other_model_note(settings, result)
     if args.export:
         _export(bundle, result, args.export)
     return 0
@@ -226,13 +325,23 @@ def _json_safe(x):
     return x
 
 
+def _run_settings_columns(settings: dict) -> dict:
+    """The columns of `grids runs` that tell runs of one gene/type/method apart besides L and seed."""
+    from grids_core.links import direction_label, mode_label
+
+    window = settings.get("window")
+    return {"k": settings.get("k"), "direction": direction_label(settings), "beta": float(settings.get("beta") or 0.0),
+            "window": _kb(window) if window else "genome-wide", "mode": mode_label(settings) or "default"}
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from grids_core import bundle as bundle_io
     from grids_core.store import ResultStore
 
     settings = _settings(args)
     bundle_io.require_bundle_dir(settings.bundle_dir)
-    rows = ResultStore(settings.store_path).list(args.gene, args.cell_type, args.method)
+    store = ResultStore(settings.store_path)
+    rows = store.list(args.gene, args.cell_type, args.method)
     if not rows:
         print("no stored runs")
         return 0
@@ -241,7 +350,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from grids_core.train import model_file_id
 
     current = model_file_id(settings.model_path)
+    by_family: dict[str, dict] = {}  # runs of one settings family (model + every setting but L, seed) share these
+    columns = []
+    for r in rows:
+        key = r.get("family") or f"run:{r['run_id']}"
+        if key not in by_family:
+            res = store.get(r["run_id"])
+            by_family[key] = _run_settings_columns(res.settings if res is not None else {})
+        columns.append(by_family[key])
     df = pd.DataFrame(rows)
+    first = ["run_id", "gene", "cell_type", "method", "L"]
+    df = pd.concat([df[first], pd.DataFrame(columns, index=df.index), df.drop(columns=first)], axis=1)
     df["model"] = ["current" if m == current else f"other ({m})" for m in df["model_id"]]
     for col in ("heldout_delta", "recall", "runtime_s"):
         df[col] = pd.to_numeric(df[col])
@@ -282,9 +401,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in methods()]
     if unknown:  # before any method runs
         raise UnknownNameError(f"Unknown method(s) {', '.join(unknown)}; available: {', '.join(methods())}.")
+    # the GRIDS search options (-k, --init, --faithful, ...) tune GRIDS; the baselines run with their defaults,
+    # so they share the stored runs of `grids explain --method NAME`
+    defaults = {name: default for name, (_, default) in GRIDS_ONLY.items()}
+    requests = {name: _request(argparse.Namespace(**{**vars(args), "method": name,
+                                                     **({} if name == "grids" else defaults)}))
+                for name in names}  # every setting checked before any method runs
+    _note_k_above_pool(settings, requests["grids"])
+    slow = [n for n in names if n in SLOW_METHODS]
+    if slow:
+        _note(f"note: {', '.join(slow)} take minutes per gene (unless stored); --methods picks a subset, e.g. "
+              "--methods saliency,ablation,random.")
     rows, results = [], {}
     for name in names:
-        req = _request(argparse.Namespace(**{**vars(args), "method": name}))
+        req = requests[name]
         update, close = _progress_bar(f"{name} {args.gene}/{args.cell_type}")
         try:
             res, stored = run_explanation(settings, req, progress=update, force=args.force)
@@ -315,9 +445,11 @@ def cmd_stability(args: argparse.Namespace) -> int:
     if args.table and check_export_path(args.table) not in ("tsv", "csv"):
         raise SettingsError(f"--table writes a table: end {args.table} in .tsv or .csv.")
     settings = _settings(args)
+    req = _request(args)
+    _note_k_above_pool(settings, req)
     update, close = _progress_bar(f"{args.method} {args.gene}/{args.cell_type} x {len(seeds)} seeds")
     try:
-        st = seed_stability(settings, _request(args), seeds, progress=update, force=args.force)
+        st = seed_stability(settings, req, seeds, progress=update, force=args.force)
     finally:
         close()
     bundle = load_context(settings).bundle
@@ -344,17 +476,31 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from grids_core.batch import expand_pairs, read_pairs, run_batch
+    from grids_core.batch import DASHBOARD_REQUIREMENT, expand_pairs, read_pairs, run_batch
 
+    # every option is checked before the bundle is read or a cluster starts
+    if args.pairs and (args.genes or args.cell_type):
+        given = " and ".join(f for f, v in (("--genes", args.genes), ("--cell-type", args.cell_type)) if v)
+        raise SettingsError(f"--pairs FILE names the gene and cell type of every pair, so {given} would be ignored: "
+                            "give either --pairs FILE, or --cell-type TYPE with --genes all|G1,G2,...")
+    if args.workers is not None and args.workers < 1:
+        raise SettingsError(f"--workers must be at least 1 (got {args.workers}); leave it out for one per core.")
+    template = _request(argparse.Namespace(**{**vars(args), "gene": "", "cell_type": ""}))
+    if args.workers is not None and args.scheduler:
+        _note("note: --workers sizes the LocalCluster only; the cluster at --scheduler keeps its own workers.")
     settings = _settings(args)
     settings.bundle_dir, settings.model_path = settings.bundle_dir.resolve(), Path(settings.model_path).resolve()
     pairs = read_pairs(args.pairs) if args.pairs else None
     pairs = expand_pairs(settings, args.cell_type, args.genes, pairs)
-    template = _request(argparse.Namespace(**{**vars(args), "gene": "", "cell_type": ""}))
     update, close = _progress_bar(f"batch {len(pairs)} pairs")
+
+    def started(link: str | None) -> None:
+        _note(f"Dask dashboard: {link}" if link else f"note: no Dask dashboard: it needs {DASHBOARD_REQUIREMENT} "
+              f"on the scheduler (pip install '{DASHBOARD_REQUIREMENT}').")
+
     try:
         rep = run_batch(settings, pairs, template, scheduler=args.scheduler, n_workers=args.workers, progress=update,
-                        on_start=lambda link: _note(f"Dask dashboard: {link}"))
+                        on_start=started)
     except KeyboardInterrupt:
         close()
         print("interrupted: the pairs finished so far are stored; the same command goes on from there "
@@ -390,19 +536,33 @@ def cmd_mnist(args: argparse.Namespace) -> int:
 # ---- parser -------------------------------------------------------------------------------------
 def request_args(sp: argparse.ArgumentParser, seed: bool = True) -> None:
     """The settings of one explanation (shared by explain, compare, stability and batch)."""
-    sp.add_argument("-L", type=int, default=10, help="subset size")
-    sp.add_argument("-k", type=int, default=32, help="candidates evaluated per step")
-    sp.add_argument("--direction", default="close-lower", choices=["close-lower", "close-raise", "open-raise", "open-lower"],
-                    help="peaks closed (v=0) or opened (v=1); expression lowered (sigma=+1) or raised (sigma=-1)")
-    sp.add_argument("--beta", type=float, default=0.0, help="specificity weight against other cell types")
+    sp.add_argument("-L", type=int, default=10, help="subset size: peaks in the explanation (default: %(default)s)")
+    sp.add_argument("-k", type=int, default=GRIDS_ONLY["k"][1],
+                    help="GRIDS only: candidates evaluated exactly per step; capped at the candidate pool "
+                         "(default: %(default)s)")
+    sp.add_argument("--direction", default="close-lower", choices=DIRECTION_CHOICES,
+                    help="peaks closed (v=0) or opened (v=1); expression lowered (sigma=+1) or raised (sigma=-1) "
+                         "(default: %(default)s)")
+    sp.add_argument("--beta", type=float, default=0.0,
+                    help="specificity weight against other cell types, 0 to 100 (paper: 0.1; default: %(default)s)")
     if seed:
-        sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--window", type=int, default=None, help="only peaks within this many bp of the TSS")
-    sp.add_argument("--init", default="gradient", choices=["gradient", "random", "single"])
-    sp.add_argument("--faithful", action="store_true", help="the authors' reference behaviour (for comparison)")
-    sp.add_argument("--max-sweeps", type=int, default=20)
-    sp.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                    help="bf16: rank GRIDS candidates in bfloat16, accept on exact float32 (faster on GPUs with bf16)")
+        sp.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    sp.add_argument("--window", type=int, default=None,
+                    help="only peaks within this many bp of the TSS (default: genome-wide)")
+    sp.add_argument("--init", default=GRIDS_ONLY["init"][1], choices=["gradient", "random", "single"],
+                    help="GRIDS only: initial subset (default: %(default)s)")
+    sp.add_argument("--faithful", action="store_true",
+                    help="GRIDS only: the authors' reference behaviour (for comparison)")
+    sp.add_argument("--max-sweeps", type=int, default=GRIDS_ONLY["max_sweeps"][1],
+                    help="GRIDS only: step budget, in sweeps over the L rows (default: %(default)s)")
+    sp.add_argument("--precision", default=GRIDS_ONLY["precision"][1], choices=["fp32", "bf16"],
+                    help="GRIDS only: bf16 ranks candidates in bfloat16 and accepts on exact float32 (meant for GPUs "
+                         "with bf16 units; default: %(default)s)")
+
+
+METHOD_HELP = f"explanation method (default: %(default)s): {', '.join(METHOD_NAMES)}; {SLOW_TEXT} take minutes per gene"
+EXPORT_HELP = ("write the links to one or more files, the format from the extension: .tsv, .csv, .bedpe, .interact "
+               "or .bed (README, Export formats)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -517,17 +677,23 @@ def build_parser() -> argparse.ArgumentParser:
     bundle_arg(s)
     s.add_argument("--gene", required=True)
     s.add_argument("--cell-type", required=True)
-    s.add_argument("--method", default="grids")
+    s.add_argument("--method", default="grids", help=METHOD_HELP)
     request_args(s)
     s.add_argument("--force", action="store_true", help="recompute even if a stored result exists")
-    s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact/.bed")
+    s.add_argument("--export", nargs="*", default=None, metavar="FILE", help=EXPORT_HELP)
     s.set_defaults(func=cmd_explain)
 
-    s = sub.add_parser("compare", help="GRIDS and the baselines at equal L for one gene x cell type")
+    compare_help = (f"GRIDS and the baselines at equal L for one gene x cell type; {SLOW_TEXT} take minutes per "
+                    "gene, so --methods picks a subset")
+    s = sub.add_parser("compare", help=compare_help, description=compare_help + ". The GRIDS search options (-k, "
+                       "--init, --faithful, --max-sweeps, --precision) apply to GRIDS; the baselines run with their "
+                       "defaults.")
     bundle_arg(s)
     s.add_argument("--gene", required=True)
     s.add_argument("--cell-type", required=True)
-    s.add_argument("--methods", default="all", help="'all' or a comma-separated list (GRIDS is always included)")
+    s.add_argument("--methods", default="all",
+                   help=f"'all' or a comma-separated list of {', '.join(METHOD_NAMES[1:])} (GRIDS is always included; "
+                        f"{SLOW_TEXT} take minutes per gene; default: %(default)s)")
     request_args(s)
     s.add_argument("--force", action="store_true")
     s.set_defaults(func=cmd_compare)
@@ -536,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     bundle_arg(s)
     s.add_argument("--gene", required=True)
     s.add_argument("--cell-type", required=True)
-    s.add_argument("--method", default="grids")
+    s.add_argument("--method", default="grids", help=METHOD_HELP)
     request_args(s, seed=False)
     s.add_argument("--seeds", default="0-4", help="seeds to compare: a list (0,1,2) and/or ranges (0-4); default %(default)s")
     s.add_argument("--force", action="store_true", help="recompute even if stored results exist")
@@ -545,19 +711,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("batch", help="explain many gene x cell type pairs on Dask (resumable)")
     bundle_arg(s)
-    s.add_argument("--pairs", help="TSV/CSV with columns gene, cell_type")
+    s.add_argument("--pairs", help="TSV/CSV with columns gene, cell_type (instead of --cell-type and --genes)")
     s.add_argument("--cell-type", help="with --genes: every listed gene in this cell type")
-    s.add_argument("--genes", help="'all' or a comma-separated list")
+    s.add_argument("--genes", help="with --cell-type: 'all' or a comma-separated list")
     s.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://HOST:PORT); default: LocalCluster")
-    s.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
-    s.add_argument("--method", default="grids")
+    s.add_argument("--workers", type=int, default=None, help="LocalCluster workers, at least 1 (default: one per core)")
+    s.add_argument("--method", default="grids", help=METHOD_HELP)
     request_args(s)
     s.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("show", help="print a stored run")
     bundle_arg(s)
     s.add_argument("run", help="run id (or a unique prefix)")
-    s.add_argument("--export", nargs="*", default=[], help="write links to FILE.tsv/.csv/.bedpe/.interact/.bed")
+    s.add_argument("--export", nargs="*", default=None, metavar="FILE", help=EXPORT_HELP)
     s.add_argument("--json", action="store_true", help="print the run as JSON (missing numbers as null)")
     s.set_defaults(func=cmd_show)
 

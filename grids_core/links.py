@@ -17,9 +17,45 @@ from grids_core.results import ExplanationResult
 
 COLUMNS = [
     "gene", "gene_id", "gene_chrom", "tss", "strand", "peak", "peak_chrom", "peak_start", "peak_end", "peak_mid",
-    "distance_to_tss", "cell_type", "rank", "drop_one", "single", "method", "run_id",
+    "distance_to_tss", "cell_type", "rank", "drop_one", "single", "method", "direction", "beta", "run_id",
 ]
 FORMATS = ("tsv", "csv", "bedpe", "interact", "bed")
+DIRECTIONS = {"close-lower": (0.0, 1.0), "close-raise": (0.0, -1.0), "open-raise": (1.0, -1.0), "open-lower": (1.0, 1.0)}
+# the settings of a request and their defaults (what `grids show` and `grids runs` leave out when unchanged)
+DEFAULT_SETTINGS = {"k": 32, "beta": 0.0, "window": None, "init": "gradient", "faithful": False, "max_sweeps": 20,
+                    "precision": "fp32"}
+
+
+def direction_words(settings: dict) -> tuple[str, str]:
+    """('close' | 'open', 'lower' | 'raise'): what a run perturbed and which way it moved the gene (the app's
+    wording, layouts.components.direction_words)."""
+    peaks = "close" if float(settings.get("value", 0) or 0) == 0 else "open"
+    return peaks, ("lower" if float(settings.get("sign", 1) or 1) > 0 else "raise")
+
+
+def direction_name(settings: dict) -> str:
+    """The ``--direction`` value of a run's settings: close-lower, close-raise, open-raise or open-lower."""
+    return "-".join(direction_words(settings))
+
+
+def direction_label(settings: dict) -> str:
+    """'close → lower' etc., as the app's Runs page and run header word it."""
+    peaks, goal = direction_words(settings)
+    return f"{peaks} → {goal}"
+
+
+def mode_label(settings: dict) -> str:
+    """The search options of a run that differ from the defaults ('faithful', 'init random', 'bf16',
+    'max-sweeps 3'), comma-separated; '' for a default run."""
+    d = DEFAULT_SETTINGS
+    bits = ["faithful"] if settings.get("faithful", d["faithful"]) else []
+    if settings.get("init", d["init"]) != d["init"]:
+        bits.append(f"init {settings['init']}")
+    if settings.get("precision", d["precision"]) != d["precision"]:
+        bits.append(str(settings["precision"]))
+    if settings.get("max_sweeps", d["max_sweeps"]) != d["max_sweeps"]:
+        bits.append(f"max-sweeps {settings['max_sweeps']}")
+    return ", ".join(bits)
 
 
 def linkage_table(bundle: Bundle, result: ExplanationResult) -> pd.DataFrame:
@@ -52,6 +88,8 @@ def linkage_table(bundle: Bundle, result: ExplanationResult) -> pd.DataFrame:
             "drop_one": np.asarray(result.drop_one, dtype=float)[:n] if len(result.drop_one) else np.nan,
             "single": single,
             "method": result.method,
+            "direction": direction_name(result.settings),
+            "beta": float(result.settings.get("beta", 0.0) or 0.0),
             "run_id": result.run_id,
         },
         columns=COLUMNS,

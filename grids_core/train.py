@@ -481,13 +481,33 @@ def load_model(path: str | os.PathLike, bundle: Bundle | None = None, device: st
     path = Path(path)
     if not path.exists():
         raise ModelError(f"No model at {path}. Train one with `grids train --bundle DIR`.")
+    bdir = bundle.path if bundle is not None else None
+    retrain = f"grids train --bundle {bdir or 'DIR'}" + (
+        "" if bdir is not None and path.resolve() == default_model_path(bdir).resolve() else f" --out {path}")
+    # torch's own messages are left out: for a damaged file they advise loading with weights_only=False, i.e.
+    # running whatever code the file holds, which is never the fix for a checkpoint of ours
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(
+            f"{path} is not a readable GRIDS model checkpoint: the file is damaged or was not written by "
+            f"`grids train` ({type(exc).__name__} while reading it). Train the model again: `{retrain}`."
+        ) from None
+    try:
         meta = payload["meta"]
         model = Surrogate(SurrogateConfig.from_dict(meta["config"]))
+    except Exception as exc:
+        raise ModelError(
+            f"{path} is not a readable GRIDS model checkpoint: it is a PyTorch file but holds no GRIDS model "
+            f"(no valid 'meta'/'config': {type(exc).__name__}). Train the model again: `{retrain}`."
+        ) from None
+    try:
         model.load_state_dict(payload["state_dict"])
     except Exception as exc:
-        raise ModelError(f"{path} is not a readable GRIDS model checkpoint ({type(exc).__name__}: {exc}). Re-train it with `grids train`.") from exc
+        raise ModelError(
+            f"{path} is not a readable GRIDS model checkpoint: its weights do not fit the architecture its metadata "
+            f"describes ({type(exc).__name__}). Train the model again: `{retrain}`."
+        ) from None
     if bundle is not None:
         problems = []
         if meta.get("bundle_id") != bundle.bundle_id:

@@ -282,8 +282,9 @@ def test_every_prepare_option_has_help_and_shows_its_default():
 def test_export_help_lists_bed_and_show_export_has_help():
     for cmd in ("explain", "show"):
         export = next(a for a in _subparser(cmd)._actions if "--export" in a.option_strings)
-        assert export.help and export.help.endswith("/.bed"), f"{cmd} --export: {export.help!r}"
-    assert "FILE.tsv/.csv/.bedpe/.interact/.bed" in _subparser("explain").format_help()
+        assert export.help and all(f".{x}" in export.help for x in ("tsv", "csv", "bedpe", "interact", "bed")), \
+            f"{cmd} --export: {export.help!r}"
+    assert ".interact or .bed" in " ".join(_subparser("explain").format_help().split())
 
 
 def test_info_on_a_file_says_it_is_a_file(tmp_path, capsys):
