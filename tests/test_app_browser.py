@@ -200,7 +200,7 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
     shot(page, "browser_overlay")
     page.wait_for_function("() => location.search.includes('overlay=random')", timeout=10_000)  # bookmarkable
     page.reload()
-    page.wait_for_selector(GRAPH)
+    settle(page)  # every start-up callback done: none overwrites the locus box typed into below
     page.wait_for_function("() => ((document.querySelector('#genome-graph .js-plotly-plot') || {}).data || [])"
                            ".some(t => t.name === 'random links (below)')", timeout=20_000)
     assert "random" in page.inner_text("#overlay-methods") and "overlay=random" in page.evaluate("location.search")
