@@ -11,9 +11,11 @@ from dash.exceptions import PreventUpdate
 from callbacks.jobboard import JobBoard
 from callbacks.navigation import encode_query
 from callbacks.state import AppState
+from grids_core import links
 from grids_core.errors import GridsError
+from grids_core.links import mode_label
 from layouts import ids
-from layouts.components import alert, direction_words, jobs_table
+from layouts.components import alert, jobs_table
 
 # settings family (a hash of the model and every setting but L and seed, see settings_family) -> the settings
 # the Runs page shows; a family never changes, so one stored payload per family is read once per process
@@ -23,11 +25,9 @@ _FAMILY_MAX = 4096
 
 
 def direction_label(settings: dict) -> str:
-    """'close → lower' etc.: what a run perturbed and which way it moved the gene (plus non-default variants)."""
-    peaks, goal = direction_words(settings)
-    extra = [x for x in ("faithful" if settings.get("faithful") else None,
-                         f"init {settings['init']}" if settings.get("init") not in (None, "gradient") else None) if x]
-    return f"{peaks} → {goal}" + "".join(f" · {x}" for x in extra)
+    """'close → lower' etc. (as `grids runs` words it), plus the non-default search options ('· faithful')."""
+    mode = mode_label(settings)
+    return links.direction_label(settings) + (" · " + mode.replace(", ", " · ") if mode else "")
 
 
 def settings_columns(settings: dict) -> dict:

@@ -27,8 +27,8 @@ DEFAULT_SETTINGS = {"k": 32, "beta": 0.0, "window": None, "init": "gradient", "f
 
 
 def direction_words(settings: dict) -> tuple[str, str]:
-    """('close' | 'open', 'lower' | 'raise'): what a run perturbed and which way it moved the gene (the app's
-    wording, layouts.components.direction_words)."""
+    """('close' | 'open', 'lower' | 'raise'): what a run perturbed and which way it moved the gene (the CLI's
+    and the app's wording)."""
     peaks = "close" if float(settings.get("value", 0) or 0) == 0 else "open"
     return peaks, ("lower" if float(settings.get("sign", 1) or 1) > 0 else "raise")
 

@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import html
 
+from grids_core.links import direction_words
 from layouts.genome import fmt_distance
 
 
@@ -137,12 +138,6 @@ def model_warning(result, current_model: str | None) -> dbc.Alert | None:
         "its links, drop-one effects and held-out numbers come from that model. Press Run to recompute them with "
         "the current model (the same settings give a new run; this one stays stored).",
     ], color="warning", className="grids-alert small model-warning")
-
-
-def direction_words(settings: dict) -> tuple[str, str]:
-    """('close' | 'open', 'lower' | 'raise'): what a run perturbed and which way it moved the gene."""
-    peaks = "close" if float(settings.get("value", 0) or 0) == 0 else "open"
-    return peaks, ("lower" if float(settings.get("sign", 1) or 1) > 0 else "raise")
 
 
 def run_summary(result, stored: bool | None = None, current_model: str | None = None) -> html.Div:
