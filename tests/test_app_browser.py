@@ -205,7 +205,10 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
                            ".some(t => t.name === 'random links (below)')", timeout=20_000)
     assert "random" in page.inner_text("#overlay-methods") and "overlay=random" in page.evaluate("location.search")
 
-    # a bad locus is explained in place; the figure stays
+    # a bad locus is explained in place; the figure stays (typed once the reloaded view has drawn its locus, which
+    # would otherwise overwrite the box)
+    page.wait_for_function("() => document.querySelector('#locus-input').value.startsWith('chr')", timeout=20_000)
+    page.wait_for_load_state("networkidle")
     page.fill("#locus-input", "chr2:oops")
     page.press("#locus-input", "Enter")
     page.wait_for_selector("#locus-alert .alert")
