@@ -213,31 +213,42 @@ def register(app: Dash, state: AppState) -> None:
         Input(ids.LOCUS_GO, "n_clicks"),
         Input(ids.LOCUS_INPUT, "n_submit"),
         Input(ids.LOCUS_RESET, "n_clicks"),
-        Input(ids.GENOME_GRAPH, "relayoutData"),
         State(ids.LOCUS_INPUT, "value"),
+        prevent_initial_call=True,
+    )
+    def locus_typed(_go, _submit, _reset, text):
+        """Locus box (gene or chr:start-end) and Reset. Apart from ``locus_zoomed``: Dash drops the answer of a
+        callback that fires again before it returns, and Plotly reports relayouts at any time (resize, autosize),
+        which would swallow a typed locus or its error."""
+        if ctx.triggered_id == ids.LOCUS_RESET:
+            return None, None
+        try:
+            loc = parse_locus(text, state.ctx().bundle, state.chrom_sizes())
+        except GridsError as exc:
+            return no_update, alert(str(exc))
+        return loc.label(), None
+
+    @app.callback(
+        Output(ids.LOCUS, "data", allow_duplicate=True),
+        Output(ids.LOCUS_ALERT, "children", allow_duplicate=True),
+        Input(ids.GENOME_GRAPH, "relayoutData"),
         State(ids.LOCUS, "data"),
         State(ids.GENE, "value"),
         State(ids.VIEW_RUN, "data"),
         State(ids.CELL, "value"),
         prevent_initial_call=True,
     )
-    def locus_action(_go, _submit, _reset, relayout, text, current, gene, run_id, cell):
-        """Locus box (gene or chr:start-end), Reset, and zoom/pan of the figure all move the same locus."""
-        trig = ctx.triggered_id
-        if trig == ids.LOCUS_RESET:
-            return None, None
+    def locus_zoomed(relayout, current, gene, run_id, cell):
+        """Zoom/pan of the figure's genomic axis moves the locus (other relayouts change nothing)."""
         try:
-            if trig == ids.GENOME_GRAPH:
-                res = shown_result(state, run_id, gene, cell)
-                cur = effective_locus(state, current, gene, res)
-                new = locus_from_relayout(relayout, cur)
-                if new is False:
-                    raise PreventUpdate
-                return (new.label() if new is not None else None), None
-            loc = parse_locus(text, state.ctx().bundle, state.chrom_sizes())
-        except GridsError as exc:
-            return no_update, alert(str(exc))
-        return loc.label(), None
+            res = shown_result(state, run_id, gene, cell)
+            cur = effective_locus(state, current, gene, res)
+        except GridsError:
+            raise PreventUpdate from None
+        new = locus_from_relayout(relayout, cur)
+        if new is False:
+            raise PreventUpdate
+        return (new.label() if new is not None else None), None
 
     @app.callback(
         Output(ids.DROP_ONE_GRAPH, "figure"),

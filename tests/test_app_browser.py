@@ -215,6 +215,15 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
     assert "chrom:start-end" in page.inner_text("#locus-alert")
     assert traces(page, "arc ") == L
 
+    # zooming the genomic axis moves the locus (box and URL) and clears the locus error
+    page.evaluate("() => { const g = document.querySelector('#genome-graph .js-plotly-plot');"
+                  " const [a, b] = g.layout.xaxis2.range, q = (b - a) / 4;"
+                  " return Plotly.relayout(g, {'xaxis2.range': [a + q, b - q]}); }")
+    page.wait_for_function("() => location.search.includes('locus=')", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('#locus-input').value"
+                           " === new URLSearchParams(location.search).get('locus')", timeout=20_000)
+    assert page.input_value("#locus-input").startswith("chr") and page.is_hidden("#locus-alert .alert")
+
     # out-of-range form values reach the checks (the browser would send None, silently the default)
     for field, value, words in (("param-beta", -1, "beta must be a number from 0 to 100"),
                                 ("param-seed", -5, "seed must be a whole number"), ("param-L", 0, "L must be")):
