@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 from callbacks.state import AppState, method_registry
 from grids_core.errors import GridsError
 from grids_core.evaluate import type_r
-from grids_core.links import export_text
+from grids_core.links import export_text, reading_notes
 from grids_core.results import settings_family
 from grids_core.train import PREDICTABLE_R
 from layouts import ids
@@ -119,6 +119,7 @@ def build_view(state: AppState, run_id, locus_label, overlay_methods, gene, cell
         figure=fig, locus_text=locus.label(),
         summary=([run_summary(res, current_model=state.ctx().model.model_id)]
                  + ([alert(res.quality_warning(), color="warning")] if not res.predictable else [])
+                 + [alert(note, color="info") for note in reading_notes(links, res.settings, res.truth)]
                  if res is not None else None),
         listed=listed_links_table(listed_df) if listed_df is not None and len(listed_df) else None,
         overlay=overlay_table(rows) if rows else None,

@@ -236,7 +236,7 @@ def _export(bundle, result, paths: list[str]) -> None:
 
 
 def _print_result(bundle, result, stored: bool) -> None:
-    from grids_core.links import linkage_table
+    from grids_core.links import linkage_table, reading_notes
 
     links = linkage_table(bundle, result)
     h = result.heldout
@@ -260,6 +260,8 @@ def _print_result(bundle, result, stored: bool) -> None:
         t = result.truth
         print(f"planted truth: {t['hits']}/{t['n_planted']} recovered (recall {t['recall']:.2f}, precision "
               f"{t['precision']:.2f}), decoys selected {t['decoys_selected']}")
+    for note in reading_notes(links, result.settings, result.truth):
+        print(f"NOTE: {note}")
 
 
 def _kb(bp) -> str:
@@ -569,9 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="grids", description="GRIDS: subset explanations of an ATAC->RNA surrogate.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def bundle_arg(sp: argparse.ArgumentParser) -> None:
+    def bundle_arg(sp: argparse.ArgumentParser, model: bool = True) -> None:
         sp.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="bundle directory (default: %(default)s)")
-        sp.add_argument("--model", default=None, help="model checkpoint (default: BUNDLE/models/default.pt)")
+        if model:
+            sp.add_argument("--model", default=None, help="model checkpoint (default: BUNDLE/models/default.pt)")
         sp.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
 
     s = sub.add_parser("simulate", help="write the default semi-synthetic bundle")
@@ -660,9 +663,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train", help="train the surrogate on a bundle")
-    bundle_arg(s)
-    s.add_argument("--out", default=None, help="checkpoint path (default: BUNDLE/models/default.pt)")
-    s.add_argument("--seed", type=int, default=0)
+    bundle_arg(s, model=False)
+    s.add_argument("--out", "--model", dest="out", default=None,
+                   help="checkpoint to write (default: BUNDLE/models/default.pt, which explain and the app load)")
+    s.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     for name in ("atac", "rna", "maps", "paired", "cis"):
         s.add_argument(f"--steps-{name}", dest=f"steps_{name}", type=int, default=None)
     s.add_argument("--cis-hubs", type=int, default=None,

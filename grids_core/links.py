@@ -58,6 +58,32 @@ def mode_label(settings: dict) -> str:
     return ", ".join(bits)
 
 
+def seeks_activators(settings: dict) -> bool:
+    """close → lower and open → raise look for peaks that activate the gene; the other two directions for
+    peaks that act against it."""
+    return direction_words(settings) in {("close", "lower"), ("open", "raise")}
+
+
+def reading_notes(links: pd.DataFrame, settings: dict, truth: dict | None) -> list[str]:
+    """Notes that keep a result from being misread (the CLI prints them, the app shows them with the run):
+    planted recall in a direction that does not look for the planted activators, and links that all lie off
+    the gene's chromosome."""
+    if not len(links):
+        return []
+    gene, chrom = str(links["gene"].iloc[0]), str(links["gene_chrom"].iloc[0])
+    peaks, goal = direction_words(settings)
+    notes = []
+    if truth and not seeks_activators(settings):
+        notes.append(f"The planted drivers of this bundle activate {gene}; a {peaks} → {goal} run looks for peaks "
+                     f"whose {'closing' if peaks == 'close' else 'opening'} {goal}s it, so it is not expected to "
+                     "recover them (the recall is shown for completeness).")
+    if (links["peak_chrom"] != chrom).all():
+        notes.append(f"Every linked peak lies off {gene}'s chromosome ({chrom}): trans links reflect what the "
+                     "surrogate learned across cells (a cell-state programme, for example), not cis regulation. A "
+                     "cis window (CLI: --window) restricts the search to peaks near the TSS.")
+    return notes
+
+
 def linkage_table(bundle: Bundle, result: ExplanationResult) -> pd.DataFrame:
     """Tidy links of a result; distance_to_tss is signed along the gene's strand (upstream < 0; along the genome
     when the strand is unknown, '.')."""
