@@ -248,7 +248,9 @@ def _print_result(bundle, result, stored: bool) -> None:
     print(links[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"objective J: {result.baseline_objective:.4g} -> {result.objective:.4g}  "
           f"held-out ({h.get('n_cells')} test cells): delta {h.get('delta', float('nan')):.4g} "
-          f"({100 * h.get('relative', float('nan')):.1f}%)  surrogate r = {result.gene_r:.2f}"
+          f"({100 * h.get('relative', float('nan')):.1f}% of the predicted mean {h.get('mean_before', float('nan')):.4g}"
+          + (f"; measured {h['mean_observed']:.4g}" if "mean_observed" in h else "") + ")"
+          f"  surrogate r = {result.gene_r:.2f}"
           + (f" (within {result.cell_type}: {h['r_in_type']:.2f})" if "r_in_type" in h else ""))
     if len(set(result.subset)) < len(result.subset):
         print(f"NOTE: {len(set(result.subset))} distinct peaks of L = {len(result.subset)}: the reference behaviour "

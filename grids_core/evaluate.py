@@ -83,6 +83,14 @@ def type_r(model, bundle: Bundle, gene: str, cells: np.ndarray) -> float:
     return pearson_r(pred, bundle.rna[cells, g])
 
 
+def observed_mean(bundle: Bundle, gene: str, cells: np.ndarray) -> float:
+    """Measured expression of ``gene`` in ``cells``, counts per 10,000 UMIs (the scale of ``heldout_effect``;
+    the RNA layer is log1p of it): what the surrogate's predicted mean is calibrated against."""
+    if len(cells) == 0:
+        return float("nan")
+    return float(np.expm1(np.asarray(bundle.rna[cells, bundle.gene_index(gene)], dtype=np.float64)).mean())
+
+
 def gene_tad(bundle: Bundle, gene: str) -> tuple[int, int, str] | None:
     """The TAD containing the gene's TSS (simulated domains first, then real ones), or None."""
     g = bundle.gene_row(gene)

@@ -190,6 +190,7 @@ def heldout_card(result) -> html.Div:
         ("held-out cells", h.get("n_cells", "—")),
         (f"mean prediction before ({COUNT_UNIT})", fmt_num(h.get("mean_before"), ".4g")),
         (f"mean prediction after ({COUNT_UNIT})", fmt_num(h.get("mean_after"), ".4g")),
+        (f"mean measured ({COUNT_UNIT})", fmt_num(h.get("mean_observed"), ".4g")),
         (f"Δ (after − before, {COUNT_UNIT})", fmt_num(h.get("delta"))),
         ("relative Δ (of the mean before)", fmt_relative(h.get("relative"))),
         ("objective J(S) / J(∅)", f"{fmt_num(result.objective)} / {fmt_num(result.baseline_objective)}"),
@@ -207,7 +208,8 @@ def heldout_card(result) -> html.Div:
     table = [html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in rows]
     children = [html.H6("Held-out effect"), html.Table(table, className="kv"),
                 html.Div("Predicted expression of the held-out cells of this type, as counts per 10,000 UMIs "
-                         "(the RNA layer is log1p of it).", className="muted small")]
+                         "(the RNA layer is log1p of it); the relative Δ is of the prediction, which the measured "
+                         "mean shows how far to trust.", className="muted small")]
     t = result.truth
     if t:
         trows = [

@@ -29,6 +29,10 @@ def test_each_run_records_the_surrogates_r_within_its_cell_type(small_bundle, sm
     assert marker.heldout["r_in_type"] == pytest.approx(type_r(tm.model, b, "GAD1", test))
     pred = tm.model.predict_numpy(b.atac[test])[:, b.gene_index("GAD1")]
     assert marker.heldout["r_in_type"] == pytest.approx(np.corrcoef(pred, b.rna[test, b.gene_index("GAD1")])[0, 1])
+    # the measured mean on the prediction's scale (counts per 10k; the RNA layer is log1p of it) is stored beside it
+    measured = np.expm1(np.asarray(b.rna[test, b.gene_index("GAD1")], dtype=float)).mean()
+    assert marker.heldout["mean_observed"] == pytest.approx(measured) and measured > 0
+    assert f"{marker.heldout['mean_observed']:.4g}" in str(heldout_card(marker))
     # predictable needs both the pooled r and the r within the type
     for res in (marker, explain_gene(b, tm, ExplainRequest(gene="AQP4", cell_type="VIP", L=3, k=8))):
         r_type = res.heldout["r_in_type"]

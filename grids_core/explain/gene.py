@@ -15,7 +15,7 @@ import torch
 from grids_core.bundle import MIN_TRAIN_CELLS, Bundle
 from grids_core.determinism import deterministic
 from grids_core.errors import SettingsError, UnknownNameError, suggest
-from grids_core.evaluate import heldout_effect, locality, truth_metrics, type_r
+from grids_core.evaluate import heldout_effect, locality, observed_mean, truth_metrics, type_r
 from grids_core.explain.base import Objective
 from grids_core.explain.grids import check_precision
 from grids_core.results import ExplanationResult, run_key
@@ -168,6 +168,7 @@ def explain_gene(
         test = np.flatnonzero(bundle.cell_mask(req.cell_type, "test"))
         held = heldout_effect(objective.model, objective.readout, bundle.atac[test], subset, req.value)
         held["r_in_type"] = type_r(tm.model, bundle, req.gene, test)
+        held["mean_observed"] = observed_mean(bundle, req.gene, test)
     settings = req.settings()
     return ExplanationResult(
         run_id=run_key(bundle.bundle_id, tm.model_id, req.gene, req.cell_type, req.method, settings),
