@@ -831,12 +831,13 @@ def _truth_track(fig: go.Figure, view: GenomeView, row: int) -> None:
             x=mids.tolist(), y=[0.8] * len(pp), base=[0.1] * len(pp),
             width=[max(int(w), int(view.locus.width / 300)) for w in (pp["end"] - pp["start"])],
             marker=dict(color=color, line=dict(color=color, width=1)), name=f"planted {group} (simulated)",
-            legendgroup="truth", hoverinfo="text", text=text, textposition="none",
+            legendgroup=f"truth-{group}", hoverinfo="text", text=text, textposition="none",
             legendrank=1000 + list(TRUTH_COLORS).index(group),  # legend keeps promoter, A, B, decoy order
         ), row=row, col=1)
         hit = [m for m, n in zip(mids, tt["peak"], strict=True) if n in chosen]
         if hit:
             fig.add_trace(go.Scatter(x=hit, y=[0.5] * len(hit), mode="markers", hoverinfo="skip", showlegend=False,
+                                     legendgroup=f"truth-{group}",  # hidden with its group's legend item
                                      marker=dict(symbol="star", size=9, color="#111")), row=row, col=1)
     fig.update_yaxes(row=row, col=1, range=[0, 1], showticklabels=False)
 
@@ -925,7 +926,7 @@ def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
                 ys_l += [0, e - s, 0, None]
             name = "TADs (simulated)" if sim else "TADs GM12878 (real, lifted hg19→hg38)"
             fig.add_trace(go.Scatter(
-                x=xs_l, y=ys_l, mode="lines", name=name, legendgroup="tads", legendrank=2000 + int(sim),
+                x=xs_l, y=ys_l, mode="lines", name=name, legendgroup=f"tads-{sim}", legendrank=2000 + int(sim),
                 line=dict(color="#2c3e50" if sim else "#2471a3", width=1.2, dash="dot" if sim else "solid"),
                 hoverinfo="skip",
             ), row=row, col=1)

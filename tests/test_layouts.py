@@ -405,3 +405,16 @@ def test_redundancy_figures(bundle):
                                {"run_id": "b", "L": 10, "heldout_delta": -0.3}], current_run="b")
     assert [t.name for t in many.data] == ["mean over seeds", "stored runs", "this run"]
     assert math.isclose(many.data[2].y[0], -0.3)
+
+
+def test_each_legend_item_toggles_only_its_own_layer(bundle):
+    """Plotly hides a whole legendgroup on one click: every planted group and each TAD source is a group of its
+    own, and a group's selection stars belong to it."""
+    res = fake_result(bundle, planted(bundle)[:3])
+    fig = genome_figure(GenomeView(bundle=bundle, locus=gene_locus(bundle, GENE), gene=GENE, cell_type=CELL,
+                                   links=linkage_table(bundle, res)))
+    shown = [t for t in fig.data if t.showlegend is not False and t.name and t.legendgroup]
+    groups = [t.legendgroup for t in shown if t.name.startswith(("planted ", "TADs "))]
+    assert len(groups) >= 4 and len(set(groups)) == len(groups)
+    stars = [t for t in fig.data if t.type == "scatter" and t.marker.symbol == "star"]
+    assert stars and all(s.legendgroup in groups and s.legendgroup.startswith("truth-") for s in stars)
