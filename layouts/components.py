@@ -208,8 +208,8 @@ def heldout_card(result) -> html.Div:
     table = [html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in rows]
     children = [html.H6("Held-out effect"), html.Table(table, className="kv"),
                 html.Div("Predicted expression of the held-out cells of this type, as counts per 10,000 UMIs "
-                         "(the RNA layer is log1p of it); the relative Δ is of the prediction, which the measured "
-                         "mean shows how far to trust.", className="muted small")]
+                         "(the RNA layer is log1p of it). The relative Δ is of the predicted mean; the measured mean "
+                         "of the same cells shows how well that prediction is calibrated.", className="muted small")]
     t = result.truth
     if t:
         trows = [
