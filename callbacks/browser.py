@@ -174,7 +174,7 @@ def register(app: Dash, state: AppState) -> None:
         if not gene:
             return opts, None
         try:
-            name = str(c.bundle.gene_row(gene)["name"])
+            name = c.bundle.gene_name(gene)
         except GridsError as exc:
             return opts, alert(str(exc))
         r_type = type_r(c.model.model, c.bundle, name, np.flatnonzero(c.bundle.cell_mask(cell, "test"))) \

@@ -82,7 +82,7 @@ def request_from_dict(d: dict) -> ExplainRequest:
 def resolve_request(state: AppState, req: ExplainRequest) -> str:
     """Canonicalise names like the engine does and return the run id (raises GridsError on unknown names)."""
     c = state.ctx()
-    req.gene = str(c.bundle.genes["name"].iloc[c.bundle.gene_index(req.gene)])
+    req.gene = c.bundle.gene_name(req.gene)
     req.cell_type = c.bundle.check_cell_type(req.cell_type)
     from callbacks.state import method_registry
 

@@ -143,7 +143,7 @@ def run_batch(
     for gene, cell_type in pairs:
         req = ExplainRequest(**{**asdict(template), "gene": gene, "cell_type": cell_type})
         try:
-            req.gene = ctx.bundle.genes["name"].iloc[ctx.bundle.gene_index(gene)]
+            req.gene = ctx.bundle.gene_name(gene)
             req.cell_type = ctx.bundle.check_cell_type(cell_type)
         except GridsError as exc:
             report.failed[f"{gene}/{cell_type}"] = str(exc)

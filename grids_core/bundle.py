@@ -114,7 +114,10 @@ class Bundle:
         if idx is None:
             idx = self._gene_lookup_upper().get(gene.upper())
         if idx is None:
-            idx = self._gene_id_lookup().get(gene.upper()) or self._gene_id_lookup().get(gene.upper().split(".")[0])
+            ids = self._gene_id_lookup()
+            idx = ids.get(gene.upper())
+            if idx is None:
+                idx = ids.get(gene.upper().split(".")[0])
         if idx is None:
             raise UnknownNameError(
                 f"Gene {gene!r} is not in this bundle ({len(self.genes)} genes)."
@@ -125,6 +128,10 @@ class Bundle:
 
     def gene_row(self, gene: str) -> pd.Series:
         return self.genes.iloc[self.gene_index(gene)]
+
+    def gene_name(self, gene: str) -> str:
+        """The bundle's name of ``gene`` (given by name in any case, or by gene id): how runs are keyed and stored."""
+        return str(self.genes["name"].iloc[self.gene_index(gene)])
 
     def pair_truth(self, gene: str, cell_type: str) -> pd.DataFrame | None:
         """Planted truth rows of one gene x cell type (empty when none were planted); None without truth."""

@@ -185,7 +185,7 @@ def _note_k_above_pool(settings: Settings, req) -> None:
     from grids_core.jobs import load_context
 
     bundle = load_context(settings).bundle
-    gene = bundle.genes["name"].iloc[bundle.gene_index(req.gene)]  # as the search will name them
+    gene = bundle.gene_name(req.gene)
     cell = bundle.check_cell_type(req.cell_type)
     x = bundle.atac[np.flatnonzero(bundle.cell_mask(cell, "train"))]
     pool = len(candidate_pool(SimpleNamespace(x_target=x, value=req.value), window_mask(bundle, gene, req.window)))

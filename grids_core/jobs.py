@@ -64,7 +64,7 @@ def run_explanation(
     """Return (result, was_stored): a stored result at once, else compute, store and return it."""
     req.validate()
     ctx = load_context(settings)
-    req.gene = ctx.bundle.genes["name"].iloc[ctx.bundle.gene_index(req.gene)]
+    req.gene = ctx.bundle.gene_name(req.gene)
     req.cell_type = ctx.bundle.check_cell_type(req.cell_type)
     key = request_key(ctx, req)
     if not force:

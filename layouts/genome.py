@@ -101,7 +101,7 @@ def parse_locus(text: str | None, bundle, chrom_sizes: dict[str, int] | None = N
         return _clamp(Locus(text, 0, sizes.get(text) or max(ends)), sizes.get(text))
     if m is None:
         try:
-            return gene_locus(bundle, bundle.gene_row(text)["name"])
+            return gene_locus(bundle, bundle.gene_name(text))
         except UnknownNameError:
             raise UnknownNameError(
                 f"No gene or chromosome {text!r} in this bundle." + suggest(text, bundle.gene_names)

@@ -165,3 +165,12 @@ def test_genes_by_id_and_cell_types_ignoring_case(small_bundle, small_model, one
     assert (res.gene, res.cell_type) == ("GAD1", "VIP")
     same = explain_gene(b, small_model, ExplainRequest(gene="GAD1", cell_type="VIP", L=2, k=4))
     assert res.run_id == same.run_id
+
+
+def test_first_gene_found_by_a_versioned_id_whose_bare_id_is_shared():
+    """Index 0 is a valid answer: a versioned id must not fall through to the (ambiguous) bare-id lookup."""
+    b = tiny_bundle()
+    b.genes["gene_id"] = ["ENSG5.1", "ENSG5.2", "ENSG6.1", "ENSG7.1"]
+    assert b.gene_index("ENSG5.1") == 0 and b.gene_name("ensg5.2") == "G1" and b.gene_name("ENSG6") == "G2"
+    with pytest.raises(UnknownNameError):
+        b.gene_index("ENSG5")  # two genes share it

@@ -156,7 +156,7 @@ def explain_gene(
     req.validate()
     if req.method not in METHODS:
         raise UnknownNameError(f"Unknown method {req.method!r}; available: {', '.join(METHODS)}." + suggest(req.method, METHODS))
-    req.gene = str(bundle.genes["name"].iloc[bundle.gene_index(req.gene)])  # the bundle's names (run key, store)
+    req.gene = bundle.gene_name(req.gene)  # the bundle's names (run key, store)
     req.cell_type = bundle.check_cell_type(req.cell_type)
     t0 = time.perf_counter()
     with deterministic():
