@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grids_core.errors import GridsError, SettingsError, UnknownNameError
+from grids_core.results import DEFAULT_SETTINGS, DIRECTIONS
 from grids_core.settings import DEFAULT_HOME, Settings
 
 DEFAULT_BUNDLE = DEFAULT_HOME / "default"
@@ -17,11 +18,11 @@ DEFAULT_BUNDLE = DEFAULT_HOME / "default"
 METHOD_NAMES = ("grids", "saliency", "smoothgrad", "ig", "ablation", "random", "sage", "lime", "cxplain", "fimap",
                 "correlation")
 SLOW_METHODS = ("lime", "sage", "cxplain")  # minutes per gene on a small CPU
-SLOW_TEXT = "lime, sage and cxplain"
+SLOW_TEXT = ", ".join(SLOW_METHODS[:-1]) + " and " + SLOW_METHODS[-1]
 # the options of the GRIDS search: option -> (its flag, its default); a baseline has no search to tune
-GRIDS_ONLY = {"k": ("-k", 32), "init": ("--init", "gradient"), "faithful": ("--faithful", False),
-              "max_sweeps": ("--max-sweeps", 20), "precision": ("--precision", "fp32")}
-DIRECTION_CHOICES = ("close-lower", "close-raise", "open-raise", "open-lower")
+GRIDS_ONLY = {name: (flag, DEFAULT_SETTINGS[name]) for name, flag in (
+    ("k", "-k"), ("init", "--init"), ("faithful", "--faithful"), ("max_sweeps", "--max-sweeps"),
+    ("precision", "--precision"))}
 
 
 def _progress_bar(desc: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -158,7 +159,6 @@ def _check_grids_only(args: argparse.Namespace) -> None:
 
 def _request(args: argparse.Namespace):
     from grids_core.explain.gene import ExplainRequest
-    from grids_core.links import DIRECTIONS
 
     _check_method(args.method)
     _check_grids_only(args)
@@ -272,7 +272,7 @@ def _kb(bp) -> str:
 
 def _settings_text(settings: dict) -> str:
     """'L=10 seed=0  close → lower' and every setting that differs from the defaults (k, beta, window, mode)."""
-    from grids_core.links import DEFAULT_SETTINGS, direction_label, mode_label
+    from grids_core.links import direction_label, mode_label
 
     bits = [f"L={settings.get('L')} seed={settings.get('seed')}", direction_label(settings)]
     extra = []
@@ -544,10 +544,10 @@ def request_args(sp: argparse.ArgumentParser, seed: bool = True) -> None:
     sp.add_argument("-k", type=int, default=GRIDS_ONLY["k"][1],
                     help="GRIDS only: candidates evaluated exactly per step; capped at the candidate pool "
                          "(default: %(default)s)")
-    sp.add_argument("--direction", default="close-lower", choices=DIRECTION_CHOICES,
+    sp.add_argument("--direction", default="close-lower", choices=list(DIRECTIONS),
                     help="peaks closed (v=0) or opened (v=1); expression lowered (sigma=+1) or raised (sigma=-1) "
                          "(default: %(default)s)")
-    sp.add_argument("--beta", type=float, default=0.0,
+    sp.add_argument("--beta", type=float, default=DEFAULT_SETTINGS["beta"],
                     help="specificity weight against other cell types, 0 to 100 (paper: 0.1; default: %(default)s)")
     if seed:
         sp.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")

@@ -13,17 +13,13 @@ import pandas as pd
 from grids_core.bundle import Bundle
 from grids_core.errors import SettingsError
 from grids_core.fileio import publish_mode
-from grids_core.results import ExplanationResult
+from grids_core.results import DEFAULT_SETTINGS, ExplanationResult
 
 COLUMNS = [
     "gene", "gene_id", "gene_chrom", "tss", "strand", "peak", "peak_chrom", "peak_start", "peak_end", "peak_mid",
     "distance_to_tss", "cell_type", "rank", "drop_one", "single", "method", "direction", "beta", "run_id",
 ]
 FORMATS = ("tsv", "csv", "bedpe", "interact", "bed")
-DIRECTIONS = {"close-lower": (0.0, 1.0), "close-raise": (0.0, -1.0), "open-raise": (1.0, -1.0), "open-lower": (1.0, 1.0)}
-# the settings of a request and their defaults (what `grids show` and `grids runs` leave out when unchanged)
-DEFAULT_SETTINGS = {"k": 32, "beta": 0.0, "window": None, "init": "gradient", "faithful": False, "max_sweeps": 20,
-                    "precision": "fp32"}
 
 
 def direction_words(settings: dict) -> tuple[str, str]:

@@ -17,6 +17,13 @@ def run_key(bundle_id: str, model_id: str, gene: str, cell_type: str, method: st
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# --direction -> (v, sigma): v = 0 closes peaks, 1 opens them; sigma = +1 lowers expression, -1 raises it
+DIRECTIONS = {"close-lower": (0.0, 1.0), "close-raise": (0.0, -1.0), "open-raise": (1.0, -1.0), "open-lower": (1.0, 1.0)}
+# the settings of a request and their defaults (ExplainRequest's; what `grids show` and `grids runs` leave out)
+DEFAULT_SETTINGS = {"k": 32, "beta": 0.0, "window": None, "init": "gradient", "faithful": False, "max_sweeps": 20,
+                    "precision": "fp32"}
+
+
 def settings_family(model_id: str, settings: dict) -> str:
     """Id shared by runs that differ only in L and seed (same model, k, v, sigma, beta, window, ...):
     the runs an effect-vs-L curve may compare."""

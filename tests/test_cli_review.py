@@ -17,7 +17,8 @@ import pytest
 from grids_core import batch as batch_mod
 from grids_core.cli import GRIDS_ONLY, METHOD_NAMES, build_parser, main
 from grids_core.explain.gene import ExplainRequest
-from grids_core.links import COLUMNS, DEFAULT_SETTINGS
+from grids_core.links import COLUMNS
+from grids_core.results import DEFAULT_SETTINGS
 from grids_core.store import ResultStore
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -15,7 +15,8 @@ from callbacks.jobboard import JobBoard
 from callbacks.jobs import execute_job, request_from_form, resolve_request
 from callbacks.state import AppState
 from grids_core.cli import main
-from grids_core.links import DIRECTIONS, reading_notes, seeks_activators
+from grids_core.links import reading_notes, seeks_activators
+from grids_core.results import DIRECTIONS
 from grids_core.settings import Settings
 
 TRUTH = {"hits": 0, "n_planted": 7, "recall": 0.0, "precision": 0.0, "decoys_selected": 0}

@@ -18,7 +18,7 @@ from grids_core.errors import SettingsError, UnknownNameError, suggest
 from grids_core.evaluate import heldout_effect, locality, observed_mean, truth_metrics, type_r
 from grids_core.explain.base import Objective
 from grids_core.explain.grids import check_precision
-from grids_core.results import ExplanationResult, run_key
+from grids_core.results import DEFAULT_SETTINGS, ExplanationResult, run_key
 from grids_core.train import PREDICTABLE_R, TrainedModel
 
 BETA_MAX = 100.0  # the specificity weight; larger values only drown J in the other types' term
@@ -34,16 +34,16 @@ class ExplainRequest:
     cell_type: str
     method: str = "grids"
     L: int = 10
-    k: int = 32
+    k: int = DEFAULT_SETTINGS["k"]
     value: float = 0.0  # v: 0 closes peaks, 1 opens them
     sign: float = 1.0  # sigma: +1 lowers expression, -1 raises it
-    beta: float = 0.0
+    beta: float = DEFAULT_SETTINGS["beta"]
     seed: int = 0
     window: int | None = None  # cis window (bp around the TSS); None = genome-wide
-    init: str = "gradient"
-    faithful: bool = False
-    max_sweeps: int = 20
-    precision: str = "fp32"  # "bf16": candidates ranked in bfloat16, accepted on float32 (GRIDS only)
+    init: str = DEFAULT_SETTINGS["init"]
+    faithful: bool = DEFAULT_SETTINGS["faithful"]
+    max_sweeps: int = DEFAULT_SETTINGS["max_sweeps"]
+    precision: str = DEFAULT_SETTINGS["precision"]  # "bf16": candidates ranked in bfloat16, accepted on float32 (GRIDS only)
 
     def __post_init__(self) -> None:
         # one canonical type per field, so the run key never depends on 0 vs 0.0 (e.g. after JSON)
