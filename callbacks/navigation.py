@@ -142,6 +142,20 @@ def _unknown_names(state: AppState, q: dict[str, str]) -> str | None:
     return None
 
 
+def _canonical_names(state: AppState, q: dict[str, str]) -> dict[str, str]:
+    """The query with the bundle's own gene and cell-type names (a link may give a gene id or another case, as the
+    CLI accepts; the form's dropdowns hold the bundle's names). Unknown names are left for _unknown_names."""
+    try:
+        b = state.ctx().bundle
+        if q.get("gene"):
+            q = {**q, "gene": b.gene_name(q["gene"])}
+        if q.get("cell"):
+            q = {**q, "cell": b.check_cell_type(q["cell"])}
+    except GridsError:
+        pass
+    return q
+
+
 def _missing_run(q: dict[str, str], shown: str | None):
     """An alert when the link names a run this bundle's store does not hold (else no_update)."""
     wanted = q.get("run")
@@ -177,7 +191,7 @@ def _from_url(state: AppState, search, gene, cell, method, L, rest, defaults, n_
     A link with ``run`` shows that run and its settings; without it, the run the form's settings name (if
     stored): the URL's gene, cell type, method and L with the form's other fields.
     """
-    q = decode_query(search)
+    q = _canonical_names(state, decode_query(search))
     req = (job or {}).get("request") or {}
     if (job or {}).get("status") == "running" and not q.get("run") and req.get("gene") == q.get("gene", req.get("gene")) \
             and req.get("cell_type") == q.get("cell", req.get("cell_type")):

@@ -376,3 +376,16 @@ def test_overlay_methods_in_the_query_string():
     # the view's own method, unknown names and repeats are dropped; the order is kept
     assert overlay_of("saliency,grids,nonsense,random,saliency", "grids") == ["saliency", "random"]
     assert overlay_of(None, "grids") == [] and overlay_of("grids", "saliency") == ["grids"]
+
+
+def test_a_link_with_a_gene_id_or_other_case_opens_the_view_under_the_bundles_names(state, done_run):
+    """The dropdowns hold the bundle's names: a link naming the gene by id (or in another case) and the cell type in
+    another case opens that view, its stored run, and a URL rewritten to the bundle's names."""
+    from callbacks.navigation import _from_url
+
+    gid = str(state.ctx().bundle.gene_row(GENE)["gene_id"]).lower()
+    for gene in (gid, GENE.lower()):
+        search, *out = _from_url(state, f"?gene={gene}&cell={CELL.lower()}&L=5", None, None, "grids", 10,
+                                 (16, 0.0, 1.0, 0.0, 0, None), (None, None), 10)
+        assert out[:2] == [GENE, CELL] and out[10] == done_run
+        assert search.startswith(f"?gene={GENE}&cell={CELL}&method=grids&L=5")
