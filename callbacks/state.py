@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -100,22 +102,41 @@ class AppState:
         return rows[0]["run_id"] if rows else None
 
     # ---- reference data (cached; missing files only cost a track, never the page) -----------------
+    def _manifest(self) -> dict:
+        try:
+            return json.loads((Path(self.settings.bundle_dir) / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _hg38(self) -> bool:
+        return str(self._manifest().get("genome_build", "hg38")).lower() in ("hg38", "grch38")
+
     def cytobands(self) -> pd.DataFrame | None:
+        """hg38's bands (the shipped ones); none for a bundle of another build."""
         if "cyto" not in self._reference:
             try:
                 from grids_core.reference import cytobands
 
-                self._reference["cyto"] = cytobands()
+                self._reference["cyto"] = cytobands() if self._hg38() else None
             except Exception:  # noqa: BLE001
                 self._reference["cyto"] = None
         return self._reference["cyto"]
 
     def chrom_sizes(self) -> dict[str, int]:
+        """The bundle's chromosome lengths: hg38's, or those ``grids prepare`` kept for another build (else the
+        extent of its peaks and genes)."""
         if "sizes" not in self._reference:
             try:
                 from grids_core.reference import chrom_sizes
 
-                self._reference["sizes"] = chrom_sizes()
-            except Exception:  # noqa: BLE001
-                self._reference["sizes"] = {}
+                if self._hg38():
+                    self._reference["sizes"] = chrom_sizes()
+                elif sizes := self._manifest().get("chrom_sizes"):
+                    self._reference["sizes"] = {str(k): int(v) for k, v in sizes.items()}
+                else:
+                    b = self.ctx().bundle
+                    extent = pd.concat([b.peaks[["chrom", "end"]], b.genes[["chrom", "end"]]]).groupby("chrom")["end"].max()
+                    self._reference["sizes"] = {str(k): int(v) for k, v in extent.items()}
+            except Exception:  # noqa: BLE001  (no bundle or reference data yet: nothing to cache)
+                return {}
         return self._reference["sizes"]

@@ -246,6 +246,15 @@ def fmt_span(bp: float) -> str:
     return f"{bp / 1e6:,.4g} Mb"
 
 
+def tad_label(source: str, simulated: bool, width: int = 34) -> str:
+    """Legend name of one TAD source: its own name (the bundle's ``source`` column, e.g. the user's file),
+    up to its first comma or parenthesis, shortened to ``width`` characters."""
+    if simulated:
+        return "TADs (simulated)"
+    short = re.split(r",| \(", source, maxsplit=1)[0].strip() or "real"
+    return "TADs " + (short if len(short) <= width else short[: width - 1] + "…")
+
+
 def distance_ticks(span: int, n: int = 5) -> tuple[list[int], list[str]]:
     """Ticks of a distance axis [0, span] (the Hi-C row's height): ``genomic_ticks``' 1/2/5 steps, labelled
     with their unit, as the axis has no title of its own."""
@@ -919,14 +928,15 @@ def _hic_track(fig: go.Figure, view: GenomeView, row: int) -> None:
     if tads is None or tads.empty:
         _note(fig, row, "no TAD data at this locus", y=0.4)
     else:
-        for sim, grp in tads.groupby(tads["simulated"].astype(int)):
+        sources = tads["source"].astype(str) if "source" in tads else pd.Series("", index=tads.index)
+        for i, ((sim, source), grp) in enumerate(tads.groupby([tads["simulated"].astype(int), sources], sort=True)):
             xs_l, ys_l = [], []
             for s, e in grp[["start", "end"]].itertuples(index=False):
                 xs_l += [s, (s + e) / 2, e, None]
                 ys_l += [0, e - s, 0, None]
-            name = "TADs (simulated)" if sim else "TADs GM12878 (real, lifted hg19→hg38)"
             fig.add_trace(go.Scatter(
-                x=xs_l, y=ys_l, mode="lines", name=name, legendgroup=f"tads-{sim}", legendrank=2000 + int(sim),
+                x=xs_l, y=ys_l, mode="lines", name=tad_label(source, bool(sim)), legendgroup=f"tads-{i}",
+                legendrank=2000 + i,
                 line=dict(color="#2c3e50" if sim else "#2471a3", width=1.2, dash="dot" if sim else "solid"),
                 hoverinfo="skip",
             ), row=row, col=1)

@@ -418,3 +418,16 @@ def test_each_legend_item_toggles_only_its_own_layer(bundle):
     assert len(groups) >= 4 and len(set(groups)) == len(groups)
     stars = [t for t in fig.data if t.type == "scatter" and t.marker.symbol == "star"]
     assert stars and all(s.legendgroup in groups and s.legendgroup.startswith("truth-") for s in stars)
+
+
+def test_tads_are_labelled_by_their_own_source(bundle):
+    """A prepared bundle's TADs come from the user's file: the legend names it (it said GM12878 for any file)."""
+    import dataclasses
+
+    tads = bundle.tads.copy()
+    real = tads["simulated"].astype(int) == 0
+    tads.loc[real, "source"] = "my_domains.bed"
+    view = GenomeView(bundle=dataclasses.replace(bundle, tads=tads), locus=gene_locus(bundle, GENE), gene=GENE,
+                      cell_type=CELL)
+    names = [t.name for t in genome_figure(view).data if t.name and t.name.startswith("TADs")]
+    assert "TADs my_domains.bed" in names and not any("GM12878" in n for n in names)

@@ -2,8 +2,10 @@
 
 Raw counts are taken from ``layer`` when given (``raw`` means ``adata.raw.X``), else from
 ``layers['counts']`` when present, else from ``X``. RNA gene names come from ``var_names`` (or a
-symbol column when the names are Ensembl ids); ATAC peaks from chrom/start/end columns or from
-``var_names`` like ``chr1:100-600`` / ``chr1-100-600``.
+symbol column when the names are Ensembl ids); ATAC peaks from chrom/start/end columns (GRanges'
+1-based ``seqnames``/``start``/``end`` are shifted to 0-based) or from ``var_names`` like ``chr1:100-600`` /
+``chr1-100-600``. A combined matrix (``var['feature_types']``) gives each modality its own features. Cell
+labels in a MuData file's global ``obs`` reach both modalities.
 """
 
 from __future__ import annotations
@@ -78,8 +80,28 @@ def read_h5mu(path: PathLike, rna_layer: str | None = None, atac_layer: str | No
             warnings.simplefilter("ignore")
             rna = mudata.read_h5ad(str(path), rna_mod)
             atac = mudata.read_h5ad(str(path), atac_mod)
+            shared = _global_obs(path)
+        for mod in (rna, atac):
+            _add_global_obs(mod, shared)
     return (from_anndata(rna, "rna", path, rna_layer, f"mod/{rna_mod}/"),
             from_anndata(atac, "atac", path, atac_layer, f"mod/{atac_mod}/"))
+
+
+def _global_obs(path) -> pd.DataFrame | None:
+    """The MuData's top-level ``obs`` (where muon/mudata users often keep cell labels), if any."""
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        return read_elem(f["obs"]) if "obs" in f else None
+
+
+def _add_global_obs(adata, shared: pd.DataFrame | None) -> None:
+    """Give a modality the global obs columns it lacks (``rna:x`` copies of modality columns are skipped)."""
+    if shared is None or shared.empty:
+        return
+    cols = [c for c in shared.columns if ":" not in str(c) and c not in adata.obs.columns]
+    if cols:
+        adata.obs[cols] = shared[cols].reindex(adata.obs.index.astype(str)).to_numpy()
 
 
 def from_anndata(adata, kind: str, path, layer: str | None = None, prefix: str = "") -> Modality:
@@ -103,6 +125,7 @@ def from_anndata(adata, kind: str, path, layer: str | None = None, prefix: str =
     if x is None:
         raise input_error(path, field, "is empty.", "store raw counts in X or layers['counts'].")
     x = to_csr(x, path, field)
+    x, var = _own_features(x, var, kind, path, prefix)
     obs = adata.obs.copy()
     obs.index = pd.Index(obs.index.astype(str), name="barcode")
     dup = obs.index[obs.index.duplicated()]
@@ -114,6 +137,31 @@ def from_anndata(adata, kind: str, path, layer: str | None = None, prefix: str =
     names = pd.Index(var.index.astype(str))
     out_var = _rna_var(var, names) if kind == "rna" else _atac_var(var, names, path, f"{prefix}var")
     return Modality(kind, x, obs, out_var, path, field)
+
+
+_FEATURE_TYPE_COLS = ("feature_types", "feature_type")
+_OWN_TYPE = {"rna": ("Gene Expression", "GEX", "RNA"), "atac": ("Peaks", "ATAC", "Chromatin Accessibility")}
+
+
+def _own_features(x, var: pd.DataFrame, kind: str, path, prefix: str):
+    """Keep only this modality's features of a combined matrix (``var['feature_types']`` as scanpy's
+    ``read_10x_h5(gex_only=False)`` writes it): peaks must not count in the RNA library size."""
+    col = _pick(var.columns, _FEATURE_TYPE_COLS)
+    if col is None:
+        return x, var
+    types = var[col].astype(str).to_numpy()
+    own = np.isin(types, _OWN_TYPE[kind])
+    if own.all():
+        return x, var
+    found = sorted(set(types))
+    if not own.any():
+        other = "--atac-h5ad" if kind == "rna" else "--rna-h5ad"
+        raise input_error(path, f"{prefix}var['{col}']",
+                          f"holds only {found} features, no {_OWN_TYPE[kind][0]!r} ones, so it is not the "
+                          f"{kind.upper()} modality.", f"pass this file with {other}, and the {kind.upper()} "
+                          "modality (or a combined file with both feature types) here.")
+    keep = np.flatnonzero(own)
+    return x[:, keep], var.iloc[keep]
 
 
 def _rna_var(var: pd.DataFrame, names: pd.Index) -> pd.DataFrame:
@@ -141,6 +189,8 @@ def _atac_var(var: pd.DataFrame, names: pd.Index, path, field: str) -> pd.DataFr
         c = pd.DataFrame({"chrom": var[cc].astype(str).to_numpy(),
                           "start": pd.to_numeric(var[sc], errors="coerce").to_numpy(),
                           "end": pd.to_numeric(var[ec], errors="coerce").to_numpy()})
+        if cc == "seqnames":  # GRanges (ArchR, Signac): 1-based, closed
+            c["start"] = c["start"] - 1
     else:
         c = parse_intervals(names.to_numpy())
     bad = c["start"].isna() | c["end"].isna() | c["chrom"].isna()

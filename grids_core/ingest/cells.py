@@ -118,6 +118,9 @@ def match_barcodes(
     return common.to_numpy(), report
 
 
+MANY_TYPES = 20  # listed in an error; more distinct labels than half the cells is a per-cell column
+
+
 def enforce_min_cells(
     counts: pd.Series, min_cells: int, drop: bool, source: str, before_qc: pd.Series | None = None,
     qc_note: tuple[str, str] | None = None,
@@ -137,8 +140,15 @@ def enforce_min_cells(
         qc_problem = ("Before QC they had " + ", ".join(f"{k} {v}" for k, v in lost.items()) + " cells. "
                       + qc_problem)
     qc_problem = f" {qc_problem}" if qc_problem else ""
+    if len(counts) > MANY_TYPES and len(counts) > 0.5 * counts.sum():
+        raise input_error(source, "cell_type", f"the labels take {len(counts):,} distinct values over "
+                          f"{int(counts.sum()):,} cells (e.g. {', '.join(map(str, counts.index[:3]))}): a per-cell "
+                          "value (a count, a score, a barcode), not cell types.",
+                          "name the column that holds the cell types with --label-col.")
     if len(small) and not drop:
-        desc = ", ".join(f"{k} ({v})" for k, v in small.items())
+        shown = small.head(MANY_TYPES)
+        desc = ", ".join(f"{k} ({v})" for k, v in shown.items()) + (
+            f", ... ({len(small) - MANY_TYPES} more)" if len(small) > MANY_TYPES else "")
         fix = "pass --drop-small-types to leave them out, lower --min-cells, or merge the labels."
         raise input_error(source, "cell_type", f"cell types with fewer than {min_cells} cells after QC: {desc}. "
                           f"Too few cells to train on and explain.{qc_problem}",

@@ -48,6 +48,9 @@ def reading(path: PathLike, what: str, fix: str) -> Iterator[None]:
         yield
     except GridsError:
         raise
+    except UnicodeError as exc:
+        raise input_error(path, "text encoding", f"is not UTF-8 text ({type(exc).__name__}: {str(exc)[:120]}).",
+                          "save the file as UTF-8 (e.g. Excel: 'CSV UTF-8'; iconv -f cp1252 -t utf-8).") from exc
     except READ_ERRORS as exc:
         raise input_error(
             path, what, f"could not be read as {what} ({type(exc).__name__}: {str(exc)[:200]}); "

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from grids_core.ingest.common import PathLike, input_error, reading, require_file
+from grids_core.ingest.intervals import SCAFFOLD_RE
 
 _COLS = ["chrom", "source", "feature", "start", "end", "score", "strand", "frame", "attributes"]
 _FIX = "pass a GTF (9 tab-separated columns, attributes like gene_name \"GAD1\";), e.g. GENCODE's or the Cell Ranger reference's genes.gtf.gz."
@@ -18,7 +19,9 @@ _CHUNK = 250_000
 
 
 def _attr(attrs: pd.Series, key: str) -> pd.Series:
-    return attrs.str.extract(rf'(?:^|;)\s*{key} "([^"]*)"', expand=False)
+    """Value of attribute ``key``: quoted (``gene_name "GAD1";``) or bare (GENCODE's ``exon_number 1;``)."""
+    m = attrs.str.extract(rf'(?:^|;)\s*{key} (?:"([^"]*)"|([^";\s]+))')
+    return m[0].fillna(m[1])
 
 
 def read_gtf(path: PathLike, name_attr: str = "gene_name") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -90,13 +93,22 @@ def read_gtf(path: PathLike, name_attr: str = "gene_name") -> tuple[pd.DataFrame
 
 
 def _gene_records(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per gene: ``gene`` lines when present, else the span of its transcripts/exons."""
+    """One row per gene: ``gene`` lines when present, else the span of its transcripts/exons.
+
+    A gene id found on several chromosomes or strands (UCSC GTFs, whose gene_id is the symbol, repeat a gene
+    on alt/fix contigs and at paralogous loci) keeps one locus: on a primary chromosome, with the most
+    records, first in the file on ties; the span is never merged across loci.
+    """
     has_gene = rows["feature"] == "gene"
     src = rows[has_gene] if has_gene.any() else rows
-    g = src.dropna(subset=["gene_id"]).groupby("gene_id", sort=False).agg(
-        name=("name", "first"), chrom=("chrom", "first"), start=("start", "min"), end=("end", "max"),
-        strand=("strand", "first"))
-    g = g.reset_index()
+    src = src.dropna(subset=["gene_id"])
+    loci = src.groupby(["gene_id", "chrom", "strand"], sort=False).agg(
+        name=("name", "first"), start=("start", "min"), end=("end", "max"), n=("start", "size"))
+    loci = loci.reset_index()
+    loci["scaffold"] = [bool(SCAFFOLD_RE.search(c)) for c in loci["chrom"].astype(str)]
+    loci["order"] = np.arange(len(loci))
+    g = loci.sort_values(["gene_id", "scaffold", "n", "order"], ascending=[True, True, False, True], kind="stable")
+    g = g.drop_duplicates("gene_id").sort_values("order")
     g["name"] = g["name"].fillna("")
     g = g[g["strand"].isin(["+", "-"])]
     g["tss"] = np.where(g["strand"] == "+", g["start"], g["end"] - 1).astype(np.int64)

@@ -82,6 +82,7 @@ def read_hic(
         if use_balance and not weighted:
             raise input_error(path, "bins/weight", "has no balancing weights.",
                               "balance it with `cooler balance`, or leave balancing off (--hic-raw).")
+        _check_chromsizes(path, names, sizes, spec)
         bin_size = int(c.binsize)
         out: dict[str, dict] = {}
         missing: list[str] = []
@@ -104,6 +105,21 @@ def read_hic(
     report = {"file": str(path), "bin_size": bin_size, "balanced": bool(use_balance), "flank": flank,
               "genes": sorted(out), "genes_without_chromosome": missing}
     return out, report
+
+
+def _check_chromsizes(path: Path, names: list[str], sizes: dict, spec: GenomeSpec) -> None:
+    """The cooler's own chromosome lengths must be the build's (an hg19 map fits inside most hg38 loci)."""
+    differ = []
+    for name in names:
+        ours = next((spec.sizes[c] for c in (name, f"chr{name}", "chrM" if name == "MT" else "") if c in spec.sizes), None)
+        if ours is not None and int(sizes[name]) != int(ours):
+            differ.append((name, int(sizes[name]), int(ours)))
+    if differ:
+        name, theirs, ours = differ[0]
+        raise input_error(path, "chromsizes", f"{len(differ)} chromosome length(s) differ from {spec.build}'s, e.g. "
+                          f"{name} is {theirs:,} bp in the cooler and {ours:,} bp in {spec.build}: the Hi-C map uses "
+                          "another genome build.", f"use a Hi-C map on {spec.build} (or declare the data's build with "
+                          "--genome/--chrom-sizes).")
 
 
 def _cooler_chrom(chrom: str, names: list[str]) -> str | None:

@@ -21,9 +21,14 @@ from grids_core.ingest.common import PathLike, input_error
 INTERVAL_RE = re.compile(r"^(?P<chrom>.+?)[:_-](?P<start>\d+)[-_](?P<end>\d+)$")
 # unplaced / alternate / decoy contigs: their features are dropped (and counted), never an error
 SCAFFOLD_RE = re.compile(
-    r"(_random$|_alt$|_fix$|_decoy$|^chrUn|^Un_|^(chr)?(KI|GL|JH|KN|KQ|KV|KZ|ML|MU)\d|^(chr)?EBV$|^HLA-)",
+    r"(_random$|_alt$|_fix$|_decoy$|^chrUn|^Un_|^(chr)?(KI|GL|JH|KN|KQ|KV|KZ|ML|MU)\d|^(chr)?EBV$|^HLA-"
+    r"|^(chr)?(CHR_)?(HSCHR|HG\d)|_PATCH$|_CTG\d)",  # GRC patches and haplotypes (GENCODE, Ensembl names)
     re.IGNORECASE,
 )
+# records on other unknown contigs (a transgene such as EGFP, a spike-in) up to this fraction are dropped with
+# the scaffolds; more means another build or species, an error
+STRAY_CONTIG_FRACTION = 0.01
+CHROMOSOME_RE = re.compile(r"^(chr)?(\d+|[IVX]+|[XYZWM]|MT|\d+[LR])$", re.IGNORECASE)
 # GRCh37/hg19 primary chromosome lengths: used only to recognise hg19 coordinates in an hg38 bundle
 HG19_SIZES = {
     "chr1": 249250621, "chr2": 243199373, "chr3": 198022430, "chr4": 191154276, "chr5": 180915260,
@@ -124,7 +129,8 @@ def check_build(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Rename chromosomes, check them and the coordinates against the build; returns (df, keep mask).
 
-    Rows on unplaced/alt contigs are dropped (``keep`` False); Ensembl-style names, unknown
+    Rows on unplaced/alt/patch contigs, and up to ``STRAY_CONTIG_FRACTION`` of rows on other unknown contigs
+    (transgenes, spike-ins), are dropped (``keep`` False); Ensembl-style names, more rows on unknown
     chromosomes and coordinates outside the chromosome raise an ``InputError`` with the fix. A ``name``
     column that spells a row's coordinates is renamed with its chromosome.
     """
@@ -154,7 +160,9 @@ def check_build(
                 "of the build do not.", "use a chrom-sizes file with UCSC names, or rename the chromosomes.",
             )
         odd = [c for c in names if not SCAFFOLD_RE.search(c)]
-        if odd:
+        chromosome_like = [c for c in odd if CHROMOSOME_RE.match(c)]  # another genome's chromosome: never dropped
+        if chromosome_like or (odd and unknown.isin(odd).sum() > STRAY_CONTIG_FRACTION * len(df)):
+            odd = chromosome_like or odd
             raise input_error(
                 path, f"{what} chromosome",
                 f"{int(unknown.isin(odd).sum())} {what} are on chromosomes unknown to build {spec.build}: "

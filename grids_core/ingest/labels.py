@@ -3,7 +3,8 @@
 Labels: one row per barcode with a barcode column and a label column (names configurable, default
 ``barcode`` and ``cell_type``); rows with an empty or NA label are left out and counted. A metrics table
 (e.g. Cell Ranger ARC ``per_barcode_metrics.csv``) adds per-cell QC columns such as ``atac_fragments``.
-The delimiter (tab, comma or semicolon) is sniffed from the first lines; a table without a ``barcode``
+The delimiter (tab, comma or semicolon; spaces with quoted strings, as R ``write.table`` writes by default)
+is sniffed from the first lines, and a delimiter ending every data line is ignored; a table without a ``barcode``
 column whose first column is unnamed (Seurat ``write.csv(meta.data)``, Scanpy ``obs.to_csv()``) or whose
 barcodes are row names (R ``write.table``) uses that column.
 """
@@ -49,6 +50,11 @@ def _separator(path: Path, lines: list[str]) -> str:
         head = len(next(csv.reader(lines[:1], delimiter=d), []))
         if len(widths) == 1 and (w := widths.pop()) > 1 and head in (w, w - 1):
             consistent[d] = w
+    if not consistent:  # R write.table's default: space-separated, strings quoted
+        widths = {len(row) for row in csv.reader(data, delimiter=" ")}
+        head = len(next(csv.reader(lines[:1], delimiter=" "), []))
+        if len(widths) == 1 and (w := widths.pop()) > 1 and head in (w, w - 1):
+            return " "
     if ext in consistent or (not consistent and ext):
         return ext  # type: ignore[return-value]
     if consistent:
@@ -73,13 +79,16 @@ def read_table(
 ) -> pd.DataFrame:
     """A delimited text table as strings, with read failures turned into ``InputError``.
 
-    The delimiter (tab, comma, semicolon) is sniffed from the first lines. Lines starting with any of
+    The delimiter (tab, comma, semicolon, else space) is sniffed from the first lines. Lines starting with any of
     ``skip_prefixes`` (e.g. BED ``track``/``browser``/``#`` lines) are ignored.
     """
     path = require_file(path, what)
     with reading(path, f"a {what} table (TSV/CSV)", "pass a tab- or comma-separated text file (optionally .gz)."):
         with open(path, "rb") as fh:
             head = fh.read(4096)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise input_error(path, "text encoding", "is UTF-16 text.", "save the file as UTF-8 (e.g. Excel: "
+                              "'CSV UTF-8'; iconv -f utf-16 -t utf-8).")
         if head.startswith(b"\x89HDF") or (b"\x00" in head and not head.startswith(b"\x1f\x8b")):
             raise input_error(path, "file type", f"is a binary file, not a {what} text table.",
                               "pass a tab- or comma-separated text file (optionally .gz).")
@@ -88,9 +97,12 @@ def read_table(
             opener = gzip.open if path.name.lower().endswith(".gz") else open
             with opener(path, "rt") as fh:
                 source = io.StringIO("".join(ln for ln in fh if not ln.startswith(skip_prefixes) and ln.strip()))
-        sep = _separator(path, _head_lines(path, skip_prefixes))
+        lines = _head_lines(path, skip_prefixes)
+        sep = _separator(path, lines)
+        # every data line ending in the delimiter (Excel/awk exports) is not R row names: no index column
+        trailing = len(lines) > 1 and all(ln.endswith(sep) for ln in lines[1:])
         df = pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                         header=header, comment=None)
+                         header=header, comment=None, index_col=False if trailing else None)
     if df.empty:
         raise input_error(path, "rows", f"the {what} table has no rows.", "pass a table with one row per record.")
     return df
@@ -151,6 +163,11 @@ def read_label_table(
     lab = df[label_col].astype(str).str.strip()
     na = is_na_label(lab)
     example = str(bc[na].iloc[0]) if na.any() else None
+    if na.all():
+        others = [c for c in df.columns if c not in (bcol, label_col)]
+        raise input_error(path, label_col, f"every one of its {len(lab)} labels in column {label_col!r} is empty or NA "
+                          f"(e.g. barcode {example!r}).", "fill in the cell types, or name the column that holds them "
+                          "with --label-col" + (f" (other columns: {others[:10]})." if others else "."))
     bc, lab = bc[~na], lab[~na]
     dup = bc.duplicated(keep=False)
     if dup.any():

@@ -30,6 +30,7 @@ from grids_core.ingest.intervals import (
     genome_spec,
     merge_overlapping,
     overlap_clusters,
+    parse_intervals,
     sort_peaks,
 )
 
@@ -118,6 +119,7 @@ def prepare(
         say(0.3, "reading GTF")
         gtf = read_gtf(inputs.gtf, options.gtf_name_attr)
     ann = annotate(rna, spec, gtf, inputs.gtf)
+    _require_placed_genes(ann, rna)
     resolve_markers(markers, ann, rna, None)  # fail fast on absent markers, before the heavy steps
 
     say(0.4, "peaks")
@@ -159,6 +161,8 @@ def prepare(
     manifest = _manifest(inputs, options, spec.build, ann, peak_report, cell_report, hic_report, atac_was_binary,
                          [{"cell_type": ct, "gene": marker_names[i]} for ct, i in marker_idx],
                          has_tads=inputs.tads is not None, has_hic=bool(hic))
+    if spec.build != "hg38":  # the app ships hg38's sizes and bands only: keep this build's sizes with the data
+        manifest["chrom_sizes"] = dict(spec.sizes)
     bundle = Bundle(
         atac=qc.binarise(atac.x),
         rna=rna_mat,
@@ -205,6 +209,20 @@ def _check_options(inputs: PrepareInputs, o: PrepareOptions) -> None:
                           "markers were named.", "name the genes with --markers GENE1,GENE2.")
 
 
+def _require_placed_genes(ann: Annotation, rna: Modality) -> None:
+    """No RNA feature with a locus is no bundle: say whether the features look like peaks or lack a GTF."""
+    if ann.genes["eligible"].astype(bool).any():
+        return
+    names = ann.genes["name"].astype(str)
+    peaks_like = len(names) and parse_intervals(names.to_numpy())["start"].notna().mean() > 0.5
+    what = (f"its features look like peaks ({names.iloc[0]!r}): this is the ATAC modality"
+            if peaks_like else f"e.g. {', '.join(names.head(3))}")
+    raise input_error(rna.path, "RNA genes", f"none of its {len(names)} RNA features has a gene locus in "
+                      f"{ann.source.split(' (')[0]} ({what}).",
+                      "pass the RNA modality with --rna-h5ad and the peaks with --atac-h5ad" if peaks_like else
+                      "pass the GTF the matrix was counted with (--gtf), with matching gene names or ids.")
+
+
 def _read_modalities(inputs: PrepareInputs, o: PrepareOptions) -> tuple[Modality, Modality]:
     if inputs.tenx_h5 is not None:
         from grids_core.ingest.tenx import read_tenx_h5
@@ -221,7 +239,8 @@ def _read_modalities(inputs: PrepareInputs, o: PrepareOptions) -> tuple[Modality
 def _prepare_peaks(atac: Modality, spec: GenomeSpec, o: PrepareOptions) -> tuple[Modality, dict]:
     """Build-check, sort (with their columns) and de-overlap the peaks."""
     peaks, keep = check_build(atac.var[["chrom", "start", "end", "name"]], spec, atac.path, "peaks")
-    report = {"peaks_in": int(len(peaks)), "dropped_on_unplaced_contigs": int((~keep).sum())}
+    report = {"peaks_in": int(len(peaks)), "dropped_on_unplaced_contigs": int((~keep).sum()),
+              "dropped_contigs": [str(c) for c in pd.unique(peaks.loc[~keep, "chrom"])[:5]]}
     atac = Modality(atac.kind, atac.x, atac.obs,
                     atac.var.assign(chrom=peaks["chrom"].to_numpy(), name=peaks["name"].to_numpy()),
                     atac.path, atac.source_field)
@@ -413,7 +432,9 @@ def _exons_for(ann: Annotation, genes: pd.DataFrame) -> pd.DataFrame:
     if e is None or e.empty or "gene_id" not in e.columns:
         return pd.DataFrame(columns=bundle_io.EXON_COLS)
     name_of = dict(zip(genes["gtf_gene_id"], genes["name"], strict=False)) if "gtf_gene_id" in genes else {}
+    chrom_of = dict(zip(genes["gtf_gene_id"], genes["chrom"], strict=False)) if name_of else {}
     e = e[e["gene_id"].isin(name_of)].copy()
+    e = e[e["chrom"].to_numpy() == e["gene_id"].map(chrom_of).to_numpy()]  # a gene id repeated on other contigs
     e["gene_name"] = e["gene_id"].map(name_of)
     return sort_intervals(e[bundle_io.EXON_COLS]).reset_index(drop=True)
 
@@ -445,6 +466,10 @@ def _manifest(inputs: PrepareInputs, o: PrepareOptions, build: str, ann: Annotat
                      f"'NA', or off the {build} chromosomes), e.g. {', '.join(genes_report['without_locus_examples'])}: "
                      "they cannot be selected (they still count in each cell's library size). Fix: pass the annotation "
                      "the matrix was counted with (--gtf).")
+    if peak_report.get("dropped_on_unplaced_contigs"):
+        notes.append(f"{peak_report['dropped_on_unplaced_contigs']} of {peak_report['peaks_in']} peaks lie on contigs "
+                     f"outside the {build} chromosomes ({', '.join(peak_report['dropped_contigs'])}"
+                     f"{', ...' if peak_report['dropped_on_unplaced_contigs'] > 5 else ''}) and were left out.")
     if not ann.strand_known:
         notes.append(f"{ann.source.split(' (')[0]} give no strand: genes get strand '.', their TSS is taken as the "
                      "interval start (the wrong end for minus-strand genes), distances to the TSS run along the genome "
