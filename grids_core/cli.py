@@ -428,15 +428,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
         grids = set(results["grids"].subset)
         t = res.truth or {}
         rows.append({
-            "method": name, "heldout_delta": res.heldout.get("delta"), "heldout_rel": res.heldout.get("relative"),
-            "recall": t.get("recall"), "overlap_grids": len(grids & set(res.subset)), "J": res.objective,
-            "runtime_s": res.runtime_s, "stored": stored,
+            "method": name, "peaks": len(res.subset), "heldout_delta": res.heldout.get("delta"),
+            "heldout_rel": res.heldout.get("relative"), "recall": t.get("recall"), "auprc": t.get("auprc"),
+            "overlap_grids": len(grids & set(res.subset)), "J": res.objective, "runtime_s": res.runtime_s,
+            "stored": stored,
         })
     import pandas as pd
 
+    df = pd.DataFrame(rows)
+    if df["recall"].isna().all():  # no planted truth (real data)
+        df = df.drop(columns=["recall", "auprc"])
     print(f"\n{args.gene} in {args.cell_type}, L={args.L}: held-out delta on test cells (normalised counts; "
-          "more negative = stronger), planted recall, overlap with the GRIDS subset, J on training cells")
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+          "more negative = stronger), planted recall and AUPRC of the per-peak ranking, overlap with the "
+          "GRIDS subset, J on training cells")
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
+    short = df[df["peaks"] < args.L]
+    for name, n in zip(short["method"], short["peaks"], strict=True):
+        print(f"NOTE: {name} linked {n} peaks, not {args.L} (it scores only part of the pool"
+              f"{', those within ±500 kb of the TSS' if name == 'correlation' else ''}): its held-out delta is "
+              f"that of {n} peaks.")
     return 0
 
 
@@ -451,6 +461,11 @@ def cmd_stability(args: argparse.Namespace) -> int:
     settings = _settings(args)
     req = _request(args)
     _note_k_above_pool(settings, req)
+    from grids_core.explain.registry import uses_seed
+
+    if len(seeds) > 1 and not uses_seed(req.method, req.settings()):
+        _note(f"note: {req.method} with these settings uses no random numbers, so every seed gives the same subset"
+              + (" (GRIDS draws on the seed with --init random or --faithful)." if req.method == "grids" else "."))
     update, close = _progress_bar(f"{args.method} {args.gene}/{args.cell_type} x {len(seeds)} seeds")
     try:
         st = seed_stability(settings, req, seeds, progress=update, force=args.force)

@@ -62,8 +62,8 @@ def seeks_activators(settings: dict) -> bool:
 
 def reading_notes(links: pd.DataFrame, settings: dict, truth: dict | None) -> list[str]:
     """Notes that keep a result from being misread (the CLI prints them, the app shows them with the run):
-    planted recall in a direction that does not look for the planted activators, and links that all lie off
-    the gene's chromosome."""
+    planted recall in a direction that does not look for the planted activators, fewer links than L (a method
+    that scores only part of the pool), and links that all lie off the gene's chromosome."""
     if not len(links):
         return []
     gene, chrom = str(links["gene"].iloc[0]), str(links["gene_chrom"].iloc[0])
@@ -73,6 +73,13 @@ def reading_notes(links: pd.DataFrame, settings: dict, truth: dict | None) -> li
         notes.append(f"The planted drivers of this bundle activate {gene}; a {peaks} → {goal} run looks for peaks "
                      f"whose {'closing' if peaks == 'close' else 'opening'} {goal}s it, so it is not expected to "
                      "recover them (the recall is shown for completeness).")
+    want = int(settings.get("L") or 0)
+    if len(links) < want:
+        method = str(links["method"].iloc[0]) if "method" in links else "this method"
+        where = " (those within ±500 kb of the TSS)" if method == "correlation" else ""
+        notes.append(f"{len(links)} peaks are linked, not L = {want}: {method} scores only {len(links)} peaks of the "
+                     f"candidate pool{where}. Its held-out effect is that of {len(links)} peaks: compare it with "
+                     f"other methods at L = {len(links)}.")
     if (links["peak_chrom"] != chrom).all():
         notes.append(f"Every linked peak lies off {gene}'s chromosome ({chrom}): trans links reflect what the "
                      "surrogate learned across cells (a cell-state programme, for example), not cis regulation. A "

@@ -399,3 +399,17 @@ def test_baseline_effects_belong_to_their_peaks(sparse, name):
     i, j = 0, len(S) - 1
     assert out.pairwise[i, j] == pytest.approx(J([m for m in S if m not in (S[i], S[j])]) - full, abs=1e-5)
     assert list(out.drop_one) == sorted(out.drop_one, reverse=True)  # members listed by drop-one effect
+
+
+def test_sage_default_stops_by_passes_not_by_the_clock(dense, monkeypatch):
+    """A slow or loaded machine must get the same SAGE scores for a seed: the default stop rule counts passes
+    (a wall-clock cap made a run stop after 1 pass instead of 3 when it took longer)."""
+    from grids_core.explain.baselines import shapley
+
+    _, obj = dense
+    ref, ref_info = sage_scores(obj, np.arange(30), L=5, seed=3, return_info=True)
+    clock = iter(range(0, 10**9, 1000))  # every reading 1,000 s after the last
+    monkeypatch.setattr(shapley.time, "perf_counter", lambda: float(next(clock)))
+    slow, slow_info = sage_scores(obj, np.arange(30), L=5, seed=3, return_info=True)
+    assert slow_info["passes"] == ref_info["passes"] >= 3
+    np.testing.assert_array_equal(slow, ref)

@@ -171,8 +171,15 @@ def test_compare_runs_every_method_at_equal_L(small_bundle_dir, capsys):
                                                                       "correlation"]
     from grids_core.store import ResultStore
 
-    stored = {r["method"] for r in ResultStore(small_bundle_dir / "results.sqlite").list(gene="OLIG2", cell_type="OPC")}
-    assert {"grids", "saliency", "ablation", "random", "correlation"} <= stored
+    store = ResultStore(small_bundle_dir / "results.sqlite")
+    rows = store.list(gene="OLIG2", cell_type="OPC")
+    assert {"grids", "saliency", "ablation", "random", "correlation"} <= {r["method"] for r in rows}
+    # every method, GRIDS included, has an AUPRC of its per-peak ranking against the planted drivers
+    header = table[0].split()
+    assert "auprc" in header and "peaks" in header
+    auprc = {line.split()[0]: float(line.split()[header.index("auprc")]) for line in table[1:] if line.strip()}
+    assert set(auprc) == {"grids", "saliency", "ablation", "random", "correlation"}
+    assert all(0 < v <= 1 for v in auprc.values()) and auprc["grids"] > auprc["random"]
 
 
 def test_genes_of_one_type_share_one_stage1_pass(small_bundle, small_model, one_thread):

@@ -71,3 +71,23 @@ def test_cli_and_app_note_a_close_raise_run(small_bundle_dir, tmp_path, capsys, 
     lower = resolve_request(state, request_from_form("GAD1", "VIP", "grids", 4, 8, 0.0, 1.0, 0.0, 0, None))
     summary = str(build_view(state, lower, None, [], "GAD1", "VIP")["summary"])
     assert lower in summary and "not expected" not in summary  # the CLI's close → lower run, shown without the note
+
+
+def test_fewer_links_than_L_are_noted(small_bundle_dir, tmp_path, capsys, one_thread):
+    """correlation scores only peaks within ±500 kb of the TSS: asked for more, it links fewer, and says so."""
+    from grids_core import bundle as bundle_io
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(small_bundle_dir, bundle, ignore=shutil.ignore_patterns("results.sqlite*", "cache"))
+    b = bundle_io.load(bundle)
+    g = b.gene_row("GAD1")
+    near = int(((b.peaks["chrom"] == g["chrom"]) & ((b.peaks["start"] + b.peaks["end"]) // 2 - g["tss"]).abs()
+                .le(500_000)).sum())
+    L = near + 5
+    assert main(["explain", "--bundle", str(bundle), "--gene", "GAD1", "--cell-type", "VIP", "-L", str(L),
+                 "--method", "correlation"]) == 0
+    out = capsys.readouterr().out
+    n = int(out.split(" peaks are linked, not L = ")[0].rsplit("NOTE: ", 1)[1])
+    assert n <= near and f"not L = {L}: correlation scores only {n} peaks" in out and "±500 kb" in out
+    assert main(["explain", "--bundle", str(bundle), "--gene", "GAD1", "--cell-type", "VIP", "-L", "4"]) == 0
+    assert "peaks are linked, not L" not in capsys.readouterr().out  # a full subset: no note

@@ -62,8 +62,11 @@ def test_stability_cli_prints_and_writes_the_frequency_table(small_bundle_dir, s
     args = ["stability", "--bundle", str(small_bundle_dir), "--gene", "GAD2", "--cell-type", "SST", "-L", "5",
             "--seeds", "0-1"]
     assert main([*args, "--table", str(table)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "Jaccard of the subsets" in out and "seeds 0, 1" in out
+    assert "uses no random numbers" in captured.err and "--init random" in captured.err  # default GRIDS
+    assert "Jaccard of the subsets: mean 1.000" in out  # as the note says
     freq = pd.read_csv(table, sep="\t")
     assert {"peak", "n_seeds", "frequency", "mean_drop_one", "planted"} <= set(freq.columns)
     assert freq["n_seeds"].sum() == 10

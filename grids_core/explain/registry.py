@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grids_core.explain.base import Objective
-from grids_core.explain.grids import candidate_pool, grids_search, subset_effects
+from grids_core.explain.grids import candidate_pool, first_order_scores, grids_search, subset_effects
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -48,19 +48,44 @@ def methods() -> dict[str, str]:
 METHODS = methods()
 
 
+def uses_seed(method: str, settings: dict) -> bool:
+    """Whether the seed can change a run: GRIDS with a random start or in faithful mode (minibatches), and the
+    stochastic baselines, and any method with β > 0 (it samples the other cell types' cells); the default GRIDS
+    search (gradient or single start, full batch, β = 0) uses no random numbers."""
+    if float(settings.get("beta") or 0.0) > 0:
+        return True
+    if method == "grids":
+        return bool(settings.get("faithful")) or settings.get("init") == "random"
+    scorer = _baseline_scorers().get(method)
+    return scorer is None or scorer.uses_seed
+
+
+def grids_peak_scores(objective: Objective, subset: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """A per-peak ranking of a GRIDS result (for AUPRC): the members first, in drop-one order, then the rest of
+    the pool by the first-order estimate of swapping them in at the final subset; off-pool peaks last."""
+    a = first_order_scores(objective, subset)
+    scores = np.full(len(a), np.nan)
+    scores[pool] = -a[pool]  # a more negative a lowers J more
+    top = np.nanmax(scores) if np.isfinite(scores).any() else 0.0
+    scores[subset] = top + 1 + np.arange(len(subset))[::-1]  # subset is ordered by drop-one, largest first
+    return np.where(np.isfinite(scores), scores, np.nanmin(scores) - 1)
+
+
 def run_method(req, objective: Objective, window_mask: np.ndarray | None, progress: Progress = None,
                cancel: Cancel = None, bundle=None) -> MethodOutput:
     """Run ``req.method`` on the objective; every method returns a subset of size L from the same pool."""
     if req.method == "grids":
+        pool = candidate_pool(objective, window_mask)
         r = grids_search(
-            objective, req.L, k=req.k, init=req.init, candidates=candidate_pool(objective, window_mask),
+            objective, req.L, k=req.k, init=req.init, candidates=pool,
             max_sweeps=req.max_sweeps, seed=req.seed, faithful=req.faithful, progress=progress, cancel=cancel,
             precision=req.precision,
         )
+        has_truth = bundle is not None and bundle.pair_truth(req.gene, req.cell_type) is not None
         return MethodOutput(
             subset=r.subset, drop_one=r.drop_one, single=r.single, pairwise=r.pairwise, objective=r.objective,
             baseline_objective=r.baseline_objective, trajectory=list(r.trajectory), converged=r.converged,
-            n_evaluations=r.n_evaluations,
+            n_evaluations=r.n_evaluations, scores=grids_peak_scores(objective, r.subset, pool) if has_truth else None,
         )
     from grids_core.errors import SettingsError, UnknownNameError
     from grids_core.explain.baselines import top_l

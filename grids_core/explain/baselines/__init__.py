@@ -31,6 +31,7 @@ class Scorer:
     fn: Callable[..., np.ndarray]
     uses_L: bool = False  # scores depend on L (SAGE's coalition tail, FIMAP's sparsity weight)
     needs_bundle: bool = False  # needs bundle=, gene=, cell_type= in the options (observed data)
+    uses_seed: bool = True  # False: the scores are the same for every seed
 
 
 SCORERS: dict[str, Scorer] = {
@@ -38,6 +39,7 @@ SCORERS: dict[str, Scorer] = {
         "Saliency: gradient x (v - x) summed over target samples (first-order effect of setting each "
         "feature to v, at the unperturbed input).",
         saliency,
+        uses_seed=False,
     ),
     "smoothgrad": Scorer(
         "SmoothGrad: stage-1 gradient averaged over n_samples=50 Gaussian input perturbations "
@@ -48,18 +50,20 @@ SCORERS: dict[str, Scorer] = {
         "Integrated gradients from x to the perturbed baseline (every pool feature at v), steps=32 "
         "midpoint rule; attributions sum to J(pool) - J(empty).",
         integrated_gradients,
+        uses_seed=False,
     ),
     "ablation": Scorer(
         "Exact single-feature ablation: decrease of J when the feature alone is set to v (incremental "
         "stage-1 delta, readout only for samples the feature changes).",
         ablation,
+        uses_seed=False,
     ),
     "random": Scorer("Random subset: seeded uniform random scores on the pool.", random_scores),
     "sage": Scorer(
         "SAGE (stratified permutation estimator, per-sample losses, removed features set to v): mean "
         "decrease of f when the feature is removed among the last tail=L positions of a random "
-        "permutation; converges at stderr/range < 0.025 (caps max_passes=64, max_seconds=90; "
-        "preset='paper' removes them; tail=0 = full SAGE).",
+        "permutation; converges at stderr/range < 0.025 (cap max_passes=64; "
+        "preset='paper' removes it; tail=0 = full SAGE).",
         sage_scores,
         uses_L=True,
     ),
@@ -78,6 +82,7 @@ SCORERS: dict[str, Scorer] = {
         "steps=200, lr=0.1; lam defaults to |pool| x the L-th best first-order decrease); score = m.",
         fimap_scores,
         uses_L=True,
+        uses_seed=False,
     ),
     "correlation": Scorer(
         "Peak-to-gene Pearson r of observed accessibility vs expression (ArchR/Signac style) within "
@@ -85,6 +90,7 @@ SCORERS: dict[str, Scorer] = {
         "bundle=, gene=, cell_type= as options.",
         correlation_scores,
         needs_bundle=True,
+        uses_seed=False,
     ),
 }
 
