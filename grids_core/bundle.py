@@ -378,9 +378,13 @@ def check_output_dir(out: str | os.PathLike, overwrite: bool = False, inputs: di
     _check_not_overlapping(out, inputs or {})
     if os.path.lexists(out):
         _check_replaceable(out, overwrite)
+    base = out.absolute().parent
+    while not base.exists() and base != base.parent:  # folders still to create: probe the nearest existing one
+        base = base.parent
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=out.parent))
+        if not base.is_dir():
+            raise NotADirectoryError(20, "not a directory", str(base))
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=base))
     except OSError as exc:
         raise BundleError(f"Cannot write a bundle in {out.parent}: {exc.strerror or exc}. Pick another --out.") from exc
     return out

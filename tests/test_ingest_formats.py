@@ -225,3 +225,21 @@ def test_a_bundle_of_another_build_keeps_its_chromosome_sizes_for_the_app(files,
     state = AppState(Settings(bundle_dir=out))
     assert state.chrom_sizes()["chr2"] == HG19_SIZES["chr2"] and state.cytobands() is None
     assert AppState(Settings(bundle_dir=tmp_path / "absent")).chrom_sizes()["chr2"] == reference.chrom_sizes()["chr2"]
+
+
+def test_a_failed_prepare_creates_no_folders(files, tmp_path):
+    """`--out new/nested/bundle` that fails on bad input leaves no empty folders behind (it left new/nested)."""
+    out = tmp_path / "new" / "nested" / "bundle"
+    assert "NOPE" in _error(files, out=out, markers="NOPE")
+    assert not (tmp_path / "new").exists()
+    assert _prep(files, out=out).gene_names and (out / "manifest.json").exists()  # created when it succeeds
+
+
+def test_hic_gaps_are_noted_and_a_juicer_file_is_named(files, tmp_path):
+    cool = write_cool(tmp_path / "contacts.cool")  # chr2 and chr10 only: AQP4 (chr18) gets no contacts
+    b = _prep(files, cool=cool, hic_resolution=50_000)
+    assert "AQP4" not in b.hic and any("no chromosome for 1 marker gene(s) (AQP4)" in n for n in b.manifest["notes"])
+    juicer = tmp_path / "contacts.hic"
+    juicer.write_bytes(b"HIC\x00" + bytes(64))
+    msg = _error(files, cool=juicer, hic_resolution=50_000)
+    assert "Juicer .hic" in msg and "hic2cool" in msg

@@ -44,6 +44,10 @@ def _open_cooler(path: Path, resolution: int | None):
 
     with reading(path, "a cooler (.cool/.mcool) file", _COOL_FIX):
         if not h5py.is_hdf5(path):
+            with open(path, "rb") as fh:
+                if fh.read(4) == b"HIC\x00":
+                    raise input_error(path, "file type", "is a Juicer .hic file; GRIDS reads coolers.",
+                                      "convert it: `hic2cool convert in.hic out.mcool`, then pass out.mcool.")
             raise input_error(path, "file type", "is not an HDF5 file, so not a .cool/.mcool.", _COOL_FIX)
         with h5py.File(path, "r") as f:
             multires = "resolutions" in f

@@ -470,6 +470,10 @@ def _manifest(inputs: PrepareInputs, o: PrepareOptions, build: str, ann: Annotat
         notes.append(f"{peak_report['dropped_on_unplaced_contigs']} of {peak_report['peaks_in']} peaks lie on contigs "
                      f"outside the {build} chromosomes ({', '.join(peak_report['dropped_contigs'])}"
                      f"{', ...' if peak_report['dropped_on_unplaced_contigs'] > 5 else ''}) and were left out.")
+    if hic_report and hic_report.get("genes_without_chromosome"):
+        missing = hic_report["genes_without_chromosome"]
+        notes.append(f"The Hi-C map has no chromosome for {len(missing)} marker gene(s) ({', '.join(missing[:5])}): "
+                     "they get no Hi-C contacts.")
     if not ann.strand_known:
         notes.append(f"{ann.source.split(' (')[0]} give no strand: genes get strand '.', their TSS is taken as the "
                      "interval start (the wrong end for minus-strand genes), distances to the TSS run along the genome "
