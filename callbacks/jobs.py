@@ -92,6 +92,13 @@ def resolve_request(state: AppState, req: ExplainRequest) -> str:
     return jobs.request_key(c, req)
 
 
+def check_fits(state: AppState, req: ExplainRequest) -> None:
+    """Refuse, before a job starts, an L that the candidate pool cannot hold (the job would only fail)."""
+    from grids_core.explain.gene import check_pool
+
+    check_pool(state.ctx().bundle, req)
+
+
 def execute_job(state: AppState, board: JobBoard, trigger: dict, report) -> dict:
     """Body of the background callback: run (or follow) the job and say how it ended."""
     rid = trigger["run_id"]
@@ -203,6 +210,10 @@ def register(app: Dash, state: AppState, manager, board: JobBoard) -> None:
             return no_update, no_update, alert(str(exc))
         if state.result(rid) is not None:
             return no_update, rid, alert(f"Loaded stored run {rid}.", color="success", duration=4000)
+        try:
+            check_fits(state, req)
+        except GridsError as exc:
+            return no_update, no_update, alert(str(exc))
         job = {"run_id": rid, "request": asdict(req), "status": "running", "submitted": time.time()}
         return job, no_update, None
 

@@ -115,13 +115,18 @@ def register(app: Dash, state: AppState) -> None:
         Output(lay.MASKS_ID, "figure"),
         Output(lay.EXAMPLES_ID, "figure"),
         Output(lay.SHOWN_ID, "data"),
+        Input(ids.TABS, "value"),
         Input(lay.L_ID, "value"),
         Input(lay.METHODS_ID, "value"),
         Input(lay.REFRESH_ID, "data"),
+        State(lay.SHOWN_ID, "data"),
     )
-    def show(L_value, methods_value, _refresh):
-        """Whatever the store holds for this L and these methods, at once; say what is missing."""
+    def show(tab, L_value, methods_value, _refresh, shown_before):
+        """Whatever the store holds for this L and these methods, at once; say what is missing. Only while the
+        page is open (the other pages do not pay for it), and not again on returning to an unchanged page."""
         L, methods = parse_l(L_value), selected_methods(methods_value)
+        if tab != "mnist" or (ctx.triggered_id == ids.TABS and shown_before):  # L and methods change on this page only
+            raise PreventUpdate
         try:
             results = stored_results(home, L, methods)
         except GridsError as exc:

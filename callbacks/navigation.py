@@ -13,6 +13,7 @@ from layouts.components import alert
 from layouts.pages import PAGES
 
 HIDDEN, SHOWN = {"display": "none"}, {"display": "block"}
+FORM_SETTINGS = (ids.K, ids.VALUE, ids.SIGN, ids.BETA, ids.SEED, ids.WINDOW)  # the form fields the URL does not carry
 PAGE_IDS = {"browser": ids.PAGE_BROWSER, "runs": ids.PAGE_RUNS, "igv": ids.PAGE_IGV, "mnist": ids.PAGE_MNIST}
 
 
@@ -95,7 +96,7 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
         Input(ids.VIEW_RUN, "data"),
         Input(ids.LOCUS, "data"),
         Input(ids.OVERLAY, "value"),
-        *[State(i, "value") for i in (ids.K, ids.VALUE, ids.SIGN, ids.BETA, ids.SEED, ids.WINDOW)],
+        *[Input(i, "value") for i in FORM_SETTINGS],
         State(ids.JOB, "data"),
         prevent_initial_call="initial_duplicate",
     )
@@ -113,7 +114,7 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
             *view, over = _from_url(state, search, gene, cell, method, L, rest, defaults, n_form, job)
             return (*view, _missing_run(decode_query(search), view[-2]), over)
         overlay_out = no_update
-        if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L):
+        if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L, *FORM_SETTINGS):  # the run of exactly these settings
             run = form_run(state, gene, cell, method, L, *rest)
             if trig == ids.GENE:
                 locus = None

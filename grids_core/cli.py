@@ -176,19 +176,12 @@ def _note_k_above_pool(settings: Settings, req) -> None:
     """A GRIDS step ranks at most the candidates outside the subset: a larger -k changes nothing but time."""
     if req.method != "grids" or req.k <= GRIDS_ONLY["k"][1]:  # the default k: no note, whatever the pool
         return
-    from types import SimpleNamespace
-
-    import numpy as np
-
-    from grids_core.explain.gene import window_mask
-    from grids_core.explain.grids import candidate_pool
+    from grids_core.explain.gene import pool_size
     from grids_core.jobs import load_context
 
     bundle = load_context(settings).bundle
-    gene = bundle.gene_name(req.gene)
     cell = bundle.check_cell_type(req.cell_type)
-    x = bundle.atac[np.flatnonzero(bundle.cell_mask(cell, "train"))]
-    pool = len(candidate_pool(SimpleNamespace(x_target=x, value=req.value), window_mask(bundle, gene, req.window)))
+    pool = pool_size(bundle, req)
     cap = pool if req.faithful else pool - req.L  # the search never proposes a current member (faithful: it may)
     if req.L <= pool and req.k > cap:
         _note(f"note: -k {req.k} is more than the candidate pool allows: {pool} peaks can change in "

@@ -83,7 +83,8 @@ def reading_notes(links: pd.DataFrame, settings: dict, truth: dict | None) -> li
     if (links["peak_chrom"] != chrom).all():
         notes.append(f"Every linked peak lies off {gene}'s chromosome ({chrom}): trans links reflect what the "
                      "surrogate learned across cells (a cell-state programme, for example), not cis regulation. A "
-                     "cis window (CLI: --window) restricts the search to peaks near the TSS.")
+                     "cis window (the app's 'cis window (kb)', --window on the command line) restricts the search "
+                     "to peaks near the TSS.")
     return notes
 
 

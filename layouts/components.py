@@ -148,7 +148,8 @@ def run_summary(result, stored: bool | None = None, current_model: str | None = 
     window = s.get("window")
     bits = [
         html.B(f"{result.gene} in {result.cell_type}"),
-        f" · {result.method} · L={s.get('L')} k={s.get('k')} β={s.get('beta')} seed={s.get('seed')}",
+        f" · {result.method} · L={s.get('L')}" + (f" k={s.get('k')}" if result.method == "grids" else "")
+        + f" β={s.get('beta')} seed={s.get('seed')}",
         f" · {direction} peaks to {effect} expression",
         f" · window {int(window) // 1000} kb" if window else " · genome-wide",
         f" · run {result.run_id}",
@@ -206,7 +207,7 @@ def heldout_card(result) -> html.Div:
         elif key in LOCALITY_BP and isinstance(val, int | float):
             rows.append((LOCALITY_BP[key], f"{val:,.0f} bp"))
     table = [html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in rows]
-    children = [html.H6("Held-out effect"), html.Table(table, className="kv"),
+    children = [html.H6("Held-out effect"), html.Table(html.Tbody(table), className="kv"),
                 html.Div("Predicted expression of the held-out cells of this type, as counts per 10,000 UMIs "
                          "(the RNA layer is log1p of it). The relative Δ is of the predicted mean; the measured mean "
                          "of the same cells shows how well that prediction is calibrated.", className="muted small")]
@@ -219,8 +220,11 @@ def heldout_card(result) -> html.Div:
             ("precision", fmt_num(t.get("precision"), ".2f")),
             ("decoys selected", t.get("decoys_selected", "—")),
         ]
+        if "auprc" in t:
+            trows.append(("AUPRC of the per-peak ranking", fmt_num(t["auprc"], ".3f")))
         children += [html.H6(["Ground truth ", html.I("(simulated)")]),
-                     html.Table([html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in trows], className="kv")]
+                     html.Table(html.Tbody([html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in trows]),
+                                className="kv")]
     return html.Div(children, className="card-lite")
 
 
@@ -228,13 +232,14 @@ def listed_links_table(listed: pd.DataFrame) -> html.Div:
     """Links that are not drawn (peak outside the view or on another chromosome), never silently dropped."""
     if listed is None or listed.empty:
         return html.Div()
-    head = html.Tr([html.Th(c) for c in ("method", "rank", "peak", "position", "distance to TSS", "drop-one ΔJ", "why")])
+    head = html.Tr([html.Th(c) for c in ("method", "rank", "peak", "position (1-based)", "distance to TSS", "drop-one ΔJ",
+                                         "why")])
     body = [
         html.Tr([
             html.Td(r["method"]), html.Td(int(r["rank"])), html.Td(r["peak"]),
             html.Td(f"{r['peak_chrom']}:{int(r['peak_start']) + 1:,}-{int(r['peak_end']):,}"),
-            html.Td(fmt_distance(r["distance_to_tss"])), html.Td(fmt_num(r["drop_one"]), className="num"),
-            html.Td(r["where"]),
+            html.Td("trans" if pd.isna(r["distance_to_tss"]) else fmt_distance(r["distance_to_tss"])),
+            html.Td(fmt_num(r["drop_one"]), className="num"), html.Td(r["where"]),
         ])
         for _, r in listed.iterrows()
     ]

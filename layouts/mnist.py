@@ -488,7 +488,7 @@ def mnist_page(methods: Sequence[str] | None = None) -> html.Div:
         html.Div([
             html.Div(dcc.Graph(id=VIOLIN_ID, figure=empty_figure("Δφ distributions appear after a run", 360), **graph),
                      className="panel"),
-            html.Div([html.H6("GRIDS vs each method on the test 8s"), html.Div(id=TABLE_ID),
+            html.Div([html.H6("GRIDS vs each method on the test 8s"), html.Div(id=TABLE_ID, style={"overflowX": "auto"}),
                       html.Div("Δφ = φ(p(x)) − φ(p(x masked)), φ = log-odds of 8. p: paired one-sided Wilcoxon "
                                "signed-rank test that GRIDS's Δφ is larger. Accuracy drop and 'now classified 3' "
                                "are over the test 8s; train J = mean log-odds of 8 over training 8s after masking "

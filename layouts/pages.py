@@ -20,7 +20,9 @@ GRAPH_CONFIG = {
     "scrollZoom": True,
     "responsive": True,
     "toImageButtonOptions": {"format": "png", "filename": "grids_browser", "scale": 2},
-    "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"],
+    # the locus bar's Reset returns to the gene's view and keeps the locus box and link in step; Plotly's own
+    # reset (home) button moved the axes behind their back
+    "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d", "resetScale2d"],
 }
 SMALL_GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
 # AG Grid's theming API (the "ag-theme-alpine" class no longer styles it): 12 px text and tighter cells, as the
@@ -82,7 +84,8 @@ def shell(choices: Choices) -> html.Div:
 
 
 def _field(label: str, control, hint: str | None = None) -> html.Div:
-    return html.Div([html.Label(label, className="field-label"), control,
+    for_id = control.id if isinstance(control, dcc.Input) else None  # a text/number box: its label names it
+    return html.Div([html.Label(label, htmlFor=for_id, className="field-label"), control,
                      html.Div(hint, className="field-hint") if hint else None], className="field")
 
 

@@ -85,7 +85,8 @@ def member_labels(result, links: pd.DataFrame | None = None, limit: int | None =
     for k, name in enumerate(result.peak_names):
         dist = ""
         if links is not None and k < len(links):
-            dist = f" ({fmt_distance(links['distance_to_tss'].iloc[k])})"
+            d = fmt_distance(links["distance_to_tss"].iloc[k])
+            dist = f" ({d})" if not d.startswith("trans") else " (trans: other chromosome)"
         out.append(f"#{k + 1} {short_name(str(name), limit) if limit else name}{dist}")
     return out
 

@@ -185,6 +185,17 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
                            arg=run_id, timeout=20_000)
     assert page.is_hidden("#progress-wrap")
 
+    # every form setting picks the run it names: another k shows no run (none stored), k back shows this one
+    assert page.get_by_label("k (candidates)").input_value() == "48"  # the boxes are labelled
+    set_number(page, "param-k", 49)
+    page.wait_for_function("() => !location.search.includes('run=')", timeout=20_000)
+    page.wait_for_function("r => !document.querySelector('#run-summary').innerText.includes(r)", arg=run_id,
+                           timeout=20_000)
+    set_number(page, "param-k", 48)
+    page.wait_for_function(f"() => location.search.includes('run={run_id}')", timeout=20_000)
+    page.wait_for_function("r => document.querySelector('#run-summary').innerText.includes('run ' + r)",
+                           arg=run_id, timeout=20_000)
+
     # overlay a baseline: run it, switch back to GRIDS (its stored run shows at once), overlay the baseline
     choose(page, "method", "random")
     page.click("#run-button")
@@ -225,8 +236,9 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
     assert page.input_value("#locus-input").startswith("chr") and page.is_hidden("#locus-alert .alert")
 
     # out-of-range form values reach the checks (the browser would send None, silently the default)
-    for field, value, words in (("param-beta", -1, "beta must be a number from 0 to 100"),
-                                ("param-seed", -5, "seed must be a whole number"), ("param-L", 0, "L must be")):
+    for field, value, words in (("param-beta", -1, "β (beta, the specificity weight) must be a number from 0 to 100"),
+                                ("param-seed", -5, "seed must be a whole number"), ("param-L", 0, "L must be"),
+                                ("param-L", 99_999, "is larger than the candidate pool")):  # refused before a job
         set_number(page, field, value)
         page.wait_for_timeout(300)
         page.click("#run-button")
@@ -298,6 +310,8 @@ def test_job_of_a_closed_page_is_listed_and_cancelled_on_the_runs_page(page, ser
                            timeout=10_000)
     page.wait_for_function("() => [...document.querySelectorAll('#jobs-wrap tr')].some("
                            "r => r.innerText.includes('GAD2') && r.innerText.includes('cancelled'))", timeout=30_000)
+    badge = page.locator("#jobs-wrap tr", has_text="GAD2").locator(".badge", has_text="cancelled").first
+    assert badge.evaluate("e => getComputedStyle(e).backgroundColor") not in ("rgba(0, 0, 0, 0)", "transparent")
     from callbacks.jobboard import JobBoard
     from grids_core.store import ResultStore
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -15,7 +16,14 @@ from dash import dcc, no_update
 from callbacks.browser import build_view, locus_from_relayout
 from callbacks.igv import fai_text, fasta_bytes, fasta_layout, genes_bed12
 from callbacks.jobboard import JobBoard
-from callbacks.jobs import end_of_job, execute_job, request_from_dict, request_from_form, resolve_request
+from callbacks.jobs import (
+    check_fits,
+    end_of_job,
+    execute_job,
+    request_from_dict,
+    request_from_form,
+    resolve_request,
+)
 from callbacks.navigation import decode_query, encode_query, form_run, page_of
 from callbacks.state import AppState, method_registry
 from grids_core import jobs
@@ -69,13 +77,13 @@ def done_run(state, board) -> str:
         ((GENE, CELL, "grids", 0, 16, 0.0, 1.0, 0.0, 0, None), "L must be"),
         ((GENE, CELL, "grids", "x", 16, 0.0, 1.0, 0.0, 0, None), "L must be a whole number"),
         ((GENE, CELL, "grids", 2.5, 16, 0.0, 1.0, 0.0, 0, None), "L must be a whole number"),
-        ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, -1.0, 0, None), "beta must be a number from 0 to 100"),
+        ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, -1.0, 0, None), "β (beta, the specificity weight) must be a number from 0 to 100"),
         ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, "far"), "cis window"),
         ((GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, -5), "positive number of kb"),  # the form's unit, not bp
     ],
 )
 def test_form_errors_say_which_field(form, words):
-    with pytest.raises(SettingsError, match=words):
+    with pytest.raises(SettingsError, match=re.escape(words)):
         request_from_form(*form)
 
 
@@ -389,3 +397,20 @@ def test_a_link_with_a_gene_id_or_other_case_opens_the_view_under_the_bundles_na
                                  (16, 0.0, 1.0, 0.0, 0, None), (None, None), 10)
         assert out[:2] == [GENE, CELL] and out[10] == done_run
         assert search.startswith(f"?gene={GENE}&cell={CELL}&method=grids&L=5")
+
+
+@pytest.mark.parametrize("window_kb", [None, 300])
+def test_an_L_the_pool_cannot_hold_is_refused_before_a_job_with_the_engines_count(state, window_kb):
+    """The form's check counts the same pool as the engine (peaks that can change in the type's training cells,
+    in the window), so Run says at once what the job would only say when it fails."""
+    from grids_core.explain.gene import pool_size
+
+    req = request_from_form(GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 0, window_kb)
+    n = pool_size(state.ctx().bundle, req)
+    check_fits(state, request_from_form(GENE, CELL, "grids", n, 16, 0.0, 1.0, 0.0, 0, window_kb))  # fits
+    too_many = request_from_form(GENE, CELL, "grids", n + 1, 16, 0.0, 1.0, 0.0, 0, window_kb)
+    with pytest.raises(SettingsError, match=f"{n} peaks can close in {CELL}'s training cells") as err:
+        check_fits(state, too_many)
+    assert ("widen the cis window" in str(err.value)) is (window_kb is not None)
+    with pytest.raises(SettingsError, match=f"only {n} features can change"):  # the engine agrees on n
+        jobs.run_explanation(state.settings, too_many)

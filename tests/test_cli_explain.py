@@ -72,8 +72,8 @@ def test_bf16_ranking_keeps_the_subset_and_its_own_run_key(small_bundle_dir, one
         (["--gene", "GAD1", "--cell-type", "VIP", "--device", "gpu"], "use 'cpu', 'cuda' or 'cuda:N'"),
         (["--gene", "GAD1", "--cell-type", "VIP", "--seed", "-1"], "seed must be an integer from 0"),
         (["--gene", "GAD1", "--cell-type", "VIP", "--seed", str(2**64)], "seed must be an integer from 0"),
-        (["--gene", "GAD1", "--cell-type", "VIP", "--beta", "nan"], "beta must be a number from 0 to 100"),
-        (["--gene", "GAD1", "--cell-type", "VIP", "--beta", "inf"], "beta must be a number from 0 to 100"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--beta", "nan"], "β (beta, the specificity weight) must be a number from 0 to 100"),
+        (["--gene", "GAD1", "--cell-type", "VIP", "--beta", "inf"], "β (beta, the specificity weight) must be a number from 0 to 100"),
         (["--gene", "GAD1", "--cell-type", "VIP", "--export", "links.xlsx"], "Cannot tell the export format"),
     ],
 )

@@ -71,7 +71,7 @@ class ExplainRequest:
         if self.L < 1 or self.k < 1:
             raise SettingsError(f"L and k must be at least 1 (got L={self.L}, k={self.k}).")
         if not 0.0 <= self.beta <= BETA_MAX:  # also refuses nan and inf
-            raise SettingsError(f"beta must be a number from 0 to {BETA_MAX:g} (the paper uses 0.1), got {self.beta}.")
+            raise SettingsError(f"β (beta, the specificity weight) must be a number from 0 to {BETA_MAX:g} (the paper uses 0.1), got {self.beta}.")
         if not 0 <= self.seed <= SEED_MAX:
             raise SettingsError(f"seed must be an integer from 0 to {SEED_MAX} (2**63 - 1), got {self.seed}.")
         check_precision(self.precision, self.faithful)
@@ -141,6 +141,29 @@ def window_mask(bundle: Bundle, gene: str, window: int | None) -> np.ndarray | N
     row = bundle.gene_row(gene)
     mids = bundle.peak_midpoints()
     return ((bundle.peaks["chrom"] == row["chrom"]).to_numpy()) & (np.abs(mids - int(row["tss"])) <= window)
+
+
+def pool_size(bundle: Bundle, req: ExplainRequest) -> int:
+    """How many peaks can change in the type's training cells under the request's perturbation (in its window):
+    the candidate pool, computed from the data alone (no model), so a request can be checked before it runs."""
+    from types import SimpleNamespace
+
+    from grids_core.explain.grids import candidate_pool
+
+    gene, cell = bundle.gene_name(req.gene), bundle.check_cell_type(req.cell_type)
+    x = bundle.atac[np.flatnonzero(bundle.cell_mask(cell, "train"))]
+    return len(candidate_pool(SimpleNamespace(x_target=x, value=req.value), window_mask(bundle, gene, req.window)))
+
+
+def check_pool(bundle: Bundle, req: ExplainRequest) -> int:
+    """The pool size; a ``SettingsError`` saying how to fix it when L does not fit in the pool."""
+    n = pool_size(bundle, req)
+    if req.L > n:
+        where = f" within {req.window / 1000:g} kb of the TSS" if req.window else ""
+        raise SettingsError(f"L={req.L} is larger than the candidate pool: {n} peaks can "
+                            f"{'open' if req.value else 'close'} in {bundle.check_cell_type(req.cell_type)}'s "
+                            f"training cells{where}. Lower L" + (" or widen the cis window." if req.window else "."))
+    return n
 
 
 def explain_gene(
