@@ -237,7 +237,8 @@ def igv_tracks(app: Dash, state: AppState, gene: str | None, cell: str | None, r
     planted = b.pair_truth(gene, cell) if gene and cell else None
     if planted is not None and len(planted):  # no empty track where nothing was planted
         tracks.append({"name": f"Planted {gene} {cell} (simulated)", "type": "annotation", "format": "bed",
-                       "url": url(f"{PREFIX}/truth/{gene}/{cell}.bed"), "height": 30})
+                       "url": url(f"{PREFIX}/truth/{gene}/{cell}.bed"), "height": 50,
+                       "displayMode": "EXPANDED"})  # room for the group names under the features
     if b.coverage is not None:
         top = float(np.round(max(float(b.coverage.max()), 0.05), 2))  # one scale for every cell type
         order = [cell] + [t for t in b.coverage_types if t != cell] if cell in b.coverage_types else b.coverage_types

@@ -112,7 +112,8 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
                 *view, over = _from_url(state, "", None, None, method, L, rest, defaults, n_form, None)
                 return (*view, alert(problem), over)
             *view, over = _from_url(state, search, gene, cell, method, L, rest, defaults, n_form, job)
-            return (*view, _missing_run(decode_query(search), view[-2]), over)
+            q = _canonical_names(state, decode_query(search))
+            return (*view, _missing_run(q, view[-2]) or _other_run(state, q, view[-2]) or no_update, over)
         overlay_out = no_update
         if trig in (ids.GENE, ids.CELL, ids.METHOD, ids.L, *FORM_SETTINGS):  # the run of exactly these settings
             run = form_run(state, gene, cell, method, L, *rest)
@@ -157,11 +158,23 @@ def _canonical_names(state: AppState, q: dict[str, str]) -> dict[str, str]:
     return q
 
 
+def _other_run(state: AppState, q: dict[str, str], shown: str | None):
+    """An alert when the link's run is of another gene or cell type than the link also names (the run wins)."""
+    res = state.result(shown) if shown and q.get("run") == shown else None
+    named = [(k, q[k], v) for k, v in (("gene", res.gene if res else None), ("cell", res.cell_type if res else None))
+             if q.get(k) and v and q[k] != v]
+    if not named:
+        return None
+    said = " and ".join(f"{k} {linked}" for k, linked, _ in named)
+    return alert(f"The link's run {shown} is {res.gene} in {res.cell_type}; it is shown, although the link also names "
+                 f"{said}.", color="warning")
+
+
 def _missing_run(q: dict[str, str], shown: str | None):
-    """An alert when the link names a run this bundle's store does not hold (else no_update)."""
+    """An alert when the link names a run this bundle's store does not hold (else None)."""
     wanted = q.get("run")
     if not wanted or wanted == shown:  # _from_url shows the linked run whenever the store has it
-        return no_update
+        return None
     instead = f"showing the newest stored run of the view ({shown})" if shown else "no run is shown"
     return alert(f"Run {wanted} from the link is not stored for this bundle; {instead}.", color="warning")
 

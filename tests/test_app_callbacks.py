@@ -24,7 +24,7 @@ from callbacks.jobs import (
     request_from_form,
     resolve_request,
 )
-from callbacks.navigation import decode_query, encode_query, form_run, page_of
+from callbacks.navigation import _other_run, decode_query, encode_query, form_run, page_of
 from callbacks.state import AppState, method_registry
 from grids_core import jobs
 from grids_core.errors import GridsError, SettingsError
@@ -414,3 +414,12 @@ def test_an_L_the_pool_cannot_hold_is_refused_before_a_job_with_the_engines_coun
     assert ("widen the cis window" in str(err.value)) is (window_kb is not None)
     with pytest.raises(SettingsError, match=f"only {n} features can change"):  # the engine agrees on n
         jobs.run_explanation(state.settings, too_many)
+
+
+def test_a_link_whose_run_is_of_another_gene_says_so(state, done_run):
+    """`?gene=MOG&cell=Oligo&run=<a GAD1/VIP run>` shows the run (the run wins) and says it is GAD1 in VIP."""
+    note = _other_run(state, {"gene": "MOG", "cell": "Oligo", "run": done_run}, done_run)
+    text = str(note.children)
+    assert f"run {done_run} is {GENE} in {CELL}" in text and "gene MOG and cell Oligo" in text
+    assert _other_run(state, {"gene": GENE, "cell": CELL, "run": done_run}, done_run) is None
+    assert _other_run(state, {"gene": "MOG", "run": "absent"}, None) is None

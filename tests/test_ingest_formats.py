@@ -243,3 +243,26 @@ def test_hic_gaps_are_noted_and_a_juicer_file_is_named(files, tmp_path):
     juicer.write_bytes(b"HIC\x00" + bytes(64))
     msg = _error(files, cool=juicer, hic_resolution=50_000)
     assert "Juicer .hic" in msg and "hic2cool" in msg
+
+
+def test_unpaired_types_missing_from_one_modality_are_named(files, tiny, tmp_path):
+    rna_bc = [f"R{i:04d}" for i in range(len(tiny.barcodes))]
+    rna_p, atac_p = write_h5ad_pair(tmp_path, tiny, rna_barcodes=rna_bc)
+    rl = write_labels(tmp_path / "rna_labels.tsv", tiny, barcodes=rna_bc)
+    renamed = dataclasses.replace(tiny, labels=["OnlyATAC" if t == "Oligo" else t for t in tiny.labels])
+    al = write_labels(tmp_path / "atac_labels.tsv", renamed)
+    msg = _error(files, tenx_h5=None, labels=None, rna_h5ad=rna_p, atac_h5ad=atac_p, rna_labels=rl, atac_labels=al,
+                 unpaired=True)
+    assert "only in the ATAC labels: OnlyATAC" in msg and "only in the RNA labels: Oligo" in msg
+    assert "fewer than" not in msg and "--drop-small-types" in msg
+
+
+def test_barcodes_of_several_samples_get_one_fix_per_sample(files, tiny, tmp_path):
+    """cellranger-arc aggr numbers samples -1, -2; labels from a per-sample export carry s1_/s2_ prefixes."""
+    half = len(tiny.barcodes) // 2
+    matrix = [b if i < half else b[:-2] + "-2" for i, b in enumerate(tiny.barcodes)]
+    labels = [("s1_" if i < half else "s2_") + b for i, b in enumerate(tiny.barcodes)]
+    h5 = write_tenx(tmp_path / "aggr.h5", dataclasses.replace(tiny, barcodes=matrix))
+    msg = _error(files, tenx_h5=h5, labels=write_labels(tmp_path / "l.tsv", tiny, barcodes=labels))
+    assert "remove the prefix 's1_' (e.g." in msg and "remove the prefix 's2_' and replace the suffix '-1' with '-2'" in msg
+    assert "for the other samples: " in msg  # both rules, the larger sample first

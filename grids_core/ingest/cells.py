@@ -41,17 +41,26 @@ def _hint(sets: dict[str, np.ndarray], sources: dict[str, str]) -> tuple[str, st
             shared = np.intersect1d(ca.dropna().to_numpy(), cb.dropna().to_numpy())
             if not (len(shared) > 2 * raw and len(shared) > 0):
                 continue
-            differs = ca.isin(shared).to_numpy() & ~np.isin(sa, sb)
-            ex_a = str(sa[np.flatnonzero(differs)[0]])
-            core = _CORE.search(ex_a).group(1)  # type: ignore[union-attr]
-            ex_b = str(sb[np.flatnonzero((cb == core).to_numpy())[0]])
-            (pa, _, xa), (pb, _, xb) = ex_a.partition(core), ex_b.partition(core)
-            steps = [s for s in (_affix_change(pb, pa, "prefix"), _affix_change(xb, xa, "suffix")) if s]
+            differs = np.flatnonzero(ca.isin(shared).to_numpy() & ~np.isin(sa, sb))
+            b_of = dict(zip(cb.to_numpy()[::-1], sb[::-1], strict=True))  # core -> a barcode of b with it
+            rules: dict[tuple[str, ...], list] = {}  # one (prefix, suffix) rewrite per sample of an aggr run
+            for i in differs[:: max(1, len(differs) // 2000)]:
+                ex_a = str(sa[i])
+                core = str(ca.iat[i])
+                ex_b = str(b_of[core])
+                (pa, _, xa), (pb, _, xb) = ex_a.partition(core), ex_b.partition(core)
+                steps = tuple(s for s in (_affix_change(pb, pa, "prefix"), _affix_change(xb, xa, "suffix")) if s)
+                rules.setdefault(steps, [ex_b, ex_a, 0])[2] += 1
+            ranked = sorted(rules.items(), key=lambda kv: -kv[1][2])
+            (steps, (ex_b, ex_a, _)), more = ranked[0], ranked[1:4]
             problem = (f" The {a} and {b} barcodes share {len(shared)} cores once prefixes/suffixes are ignored "
                        f"(e.g. {ex_a!r} vs {ex_b!r}).")
             fix = (f"make the {b} barcodes ({sources[b]}) identical to the {a} ones: {' and '.join(steps)} "
-                   f"(e.g. {ex_b!r} -> {ex_a!r}).")
-            return problem, fix
+                   f"(e.g. {ex_b!r} -> {ex_a!r})")
+            if more:  # several samples, each with its own affixes
+                fix += "; for the other samples: " + "; ".join(
+                    f"{' and '.join(st) or 'nothing'} (e.g. {eb!r} -> {ea!r})" for st, (eb, ea, _) in more)
+            return problem, fix + "."
     return "", ""
 
 

@@ -406,6 +406,14 @@ def _select_cells(
         lab_r = lr.reindex(rna.barcodes).to_numpy().astype(str)
         ca_counts = pd.Series(lab_a[ok_a]).value_counts()
         cr_counts = pd.Series(lab_r[ok_r]).value_counts()
+        only_a, only_r = sorted(set(ca_counts.index) - set(cr_counts.index)), sorted(set(cr_counts.index) - set(ca_counts.index))
+        if (only_a or only_r) and not o.drop_small_types:
+            said = "; ".join(f"only in the {m} labels: " + ", ".join(f"{t} ({int(c[t])} cells)" for t in ts[:10])
+                             for m, ts, c in (("ATAC", only_a, ca_counts), ("RNA", only_r, cr_counts)) if ts)
+            raise input_error(f"{src_a}; {src_r}", "cell_type", f"cell types {said}. Unpaired cells are paired "
+                              "within a type, so each type needs cells in both modalities.",
+                              "use the same type names in both modalities' labels (--atac-labels and --rna-labels, or each file's obs), or pass --drop-small-types "
+                              "to leave such types out.")
         counts = pd.concat([ca_counts, cr_counts], axis=1).fillna(0).min(axis=1).astype(int)
         before = pd.concat([pd.Series(lab_a).value_counts(), pd.Series(lab_r).value_counts()], axis=1)
         keep_types, report["cell_types"] = cellsel.enforce_min_cells(
