@@ -4,7 +4,7 @@ Each method runs through the engine's own path (``explain_gene``: objective on t
 cells, the registry's candidate pool, top-L of the scores, exact subset effects, held-out evaluation on
 the type's test cells, planted-truth metrics). Per method, averaged over the pairs: held-out effect
 (delta of mean normalised expression and relative change), recall of the planted drivers, AUPRC of the
-per-peak scores (baselines), overlap with the GRIDS subset (|S & S_grids| / L) and runtime. A second
+per-peak scores (GRIDS: members in drop-one order, then the rest of the pool by its first-order swap estimate), overlap with the GRIDS subset (|S & S_grids| / L) and runtime. A second
 table gives the runtime per pair. ``--store`` goes through ``jobs.run_explanation(force=True)`` instead,
 which also writes every result into the bundle's results store (for the app's overlays).
 

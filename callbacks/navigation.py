@@ -73,8 +73,9 @@ def register(app: Dash, state: AppState, defaults: tuple[str | None, str | None]
         if ctx.triggered_id == ids.TABS:
             page, path = tab, PAGES.get(tab, "/")
             path = path if path != (pathname or "/") else no_update
-        else:
-            page, path = page_of(pathname), no_update
+        else:  # an unknown path (a typo, an old bookmark) opens the Browser at its own path
+            page = page_of(pathname)
+            path = no_update if (pathname or "/").rstrip("/") in ("", *PAGES.values()) else "/"
         styles = [SHOWN if p == page else HIDDEN for p in PAGE_IDS]
         return (page if page != tab else no_update), path, *styles
 
