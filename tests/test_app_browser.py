@@ -345,4 +345,6 @@ def test_runs_page_opens_a_run_and_igv_tab_loads(page, server, errors):
     labels = page.inner_text("#igv-container")
     assert "Links" in labels and "Peaks" in labels
     shot(page, "igv_tab")
+    page.goto(server["url"] + "no/such/page?gene=GAD1&cell=VIP")  # a typo'd path opens the Browser at /
+    page.wait_for_function("() => location.pathname === '/' && location.search.includes('gene=GAD1')", timeout=20_000)
     assert errors == []
