@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grids_core.errors import GridsError, InputError, UnknownNameError
+from grids_core.errors import GridsError, InputError, SettingsError, UnknownNameError
 from grids_core.explain.gene import ExplainRequest
 from grids_core.jobs import load_context, request_key, run_explanation
 from grids_core.settings import Settings
@@ -70,20 +70,47 @@ class BatchReport:
     skipped: list[str] = field(default_factory=list)
     computed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)  # pairs named again (other case or a gene id): run once
     dashboard: str | None = None  # the Dask dashboard's link; None when its scheduler cannot serve it (no bokeh)
 
 
+_PAIR_COLUMNS = {"gene": "gene", "genes": "gene", "gene_name": "gene", "symbol": "gene", "cell_type": "cell_type",
+                 "celltype": "cell_type", "cell": "cell_type", "type": "cell_type"}
+
+
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """(gene, cell_type) pairs from a TSV/CSV with columns gene and cell_type."""
+    """(gene, cell_type) pairs from a TSV/CSV: columns gene and cell_type (any case; a file of two unnamed
+    columns is read as gene, cell_type); ``#`` comment lines and an Excel byte-order mark are ignored."""
     path = Path(path)
+    fix = "Give a TSV/CSV with columns gene, cell_type (one pair per line)."
     try:
-        df = pd.read_csv(path, sep=None, engine="python", dtype=str)
+        with open(path, encoding="utf-8-sig") as fh:
+            first = next((ln for ln in fh if ln.strip() and not ln.startswith("#")), "")
+    except (OSError, UnicodeError) as exc:
+        raise InputError(f"{path}: cannot read the pairs table ({exc}). {fix}") from exc
+    sep = next((d for d in ("\t", ",", ";") if d in first), r"\s+")
+    opts = dict(sep=sep, engine="python", dtype=str, keep_default_na=False, na_filter=False, comment="#",
+                encoding="utf-8-sig", skip_blank_lines=True)
+    try:
+        df = pd.read_csv(path, **opts)
+        df.columns = [_PAIR_COLUMNS.get(str(c).strip().lower().replace(" ", "_").replace("-", "_"), str(c))
+                      for c in df.columns]
+        headerless = not ({"gene", "cell_type"} & set(df.columns)) and df.shape[1] == 2
+        if headerless:
+            df = pd.read_csv(path, header=None, names=["gene", "cell_type"], **opts)
     except Exception as exc:
-        raise InputError(f"{path}: cannot read the pairs table ({exc}). Give a TSV/CSV with columns gene, cell_type.") from exc
+        raise InputError(f"{path}: cannot read the pairs table ({exc}). {fix}") from exc
     missing = {"gene", "cell_type"} - set(df.columns)
     if missing:
-        raise InputError(f"{path}: missing column(s) {sorted(missing)}; the pairs table needs columns gene and cell_type.")
-    return list(zip(df["gene"].str.strip(), df["cell_type"].str.strip(), strict=True))
+        raise InputError(f"{path}: missing column(s) {sorted(missing)} (columns: {list(df.columns)[:6]}). {fix}")
+    genes, cells = df["gene"].str.strip(), df["cell_type"].str.strip()
+    empty = (genes == "") | (cells == "")
+    if empty.any():
+        shown = ", ".join(f"{g or '(empty)'}/{c or '(empty)'}" for g, c in zip(genes[empty][:5], cells[empty][:5],
+                                                                               strict=True))
+        raise InputError(f"{path}: {int(empty.sum())} row(s) with an empty gene or cell type ({shown}). Fill them in "
+                         "or remove them.")
+    return list(zip(genes, cells, strict=True))
 
 
 def expand_pairs(settings: Settings, cell_type: str | None, genes: str | None,
@@ -139,7 +166,7 @@ def run_batch(
 
     ctx = load_context(settings)
     report = BatchReport(total=len(pairs))
-    todo = []
+    todo, seen = [], set()
     for gene, cell_type in pairs:
         req = ExplainRequest(**{**asdict(template), "gene": gene, "cell_type": cell_type})
         try:
@@ -149,17 +176,24 @@ def run_batch(
             report.failed[f"{gene}/{cell_type}"] = str(exc)
             continue
         key = request_key(ctx, req)
-        if key in ctx.store:
+        if key in seen:  # the same pair named twice (another case, a gene id): run once
+            report.duplicates.append(f"{gene}/{cell_type}")
+        elif key in ctx.store:
             report.skipped.append(key)
         else:
             todo.append(asdict(req))
+        seen.add(key)
     if not todo:
         if progress:
             progress(1.0, "nothing to do: every pair is stored")
         return report
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, ValueError, TimeoutError) as exc:
+            raise SettingsError(f"Cannot reach the Dask scheduler at {scheduler} ({exc}). Start it (`dask scheduler`, "
+                                "then `dask worker ADDRESS`) or leave --scheduler out to run on this machine.") from exc
     else:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # our workers: no routine warnings over the bar
         workers = n_workers or max(1, min(len(todo), os.cpu_count() or 1))

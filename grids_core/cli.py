@@ -103,6 +103,25 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_model_out(out: Path) -> None:
+    """The model path must be a file we can write (its folder is created as needed)."""
+    import tempfile
+
+    if out.is_dir():
+        raise SettingsError(f"--out {out} is a folder: give the model file's path, e.g. {out / 'default.pt'}.")
+    base = out.absolute().parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    try:
+        if not base.is_dir():
+            raise NotADirectoryError(20, "not a directory", str(base))
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.probe-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SettingsError(f"Cannot write the model at {out}: {exc.strerror or exc}. Pick another --out.") from exc
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from grids_core import bundle as bundle_io
     from grids_core.train import TrainConfig, default_model_path, save_model, train
@@ -112,17 +131,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise SettingsError("--cis-hubs must be >= 0 and --cis-window a positive number of bp.")
     if args.promoter_window is not None and args.promoter_window < 0:
         raise SettingsError("--promoter-window must be >= 0 bp (0 turns the additive promoter weight off).")
+    steps = ("steps_atac", "steps_rna", "steps_maps", "steps_paired", "steps_cis")
+    negative = [f"--{n.replace('_', '-')} {getattr(args, n)}" for n in steps if (getattr(args, n) or 0) < 0]
+    if negative or args.seed < 0:
+        raise SettingsError(f"{', '.join(negative) or f'--seed {args.seed}'}: step counts and the seed must be >= 0.")
+    if args.cis_hubs == 0 and args.promoter_window:
+        raise SettingsError("--promoter-window needs cis hubs (--cis-hubs > 0): with --cis-hubs 0 it would be ignored.")
     cfg = TrainConfig(seed=args.seed, device=args.device)
-    for name in ("steps_atac", "steps_rna", "steps_maps", "steps_paired", "steps_cis", "cis_hubs", "cis_window",
-                 "promoter_window"):
+    for name in (*steps, "cis_hubs", "cis_window", "promoter_window"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
+    out = Path(args.out) if args.out else default_model_path(args.bundle)
+    _check_model_out(out)  # before minutes of training, not after
     update, close = _progress_bar("train")
     try:
         tm = train(b, cfg, progress=update)
     finally:
         close()
-    out = Path(args.out) if args.out else default_model_path(args.bundle)
     save_model(tm, out)
     q = tm.meta["quality"]
     markers = sorted({g for _, g in b.marker_pairs() if g in q})
@@ -487,6 +512,23 @@ def cmd_stability(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_scheduler_address(address: str) -> None:
+    """A Dask scheduler address is tcp://HOST:PORT (or tls://, inproc://); the dashboard's http:// link is not."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme in ("http", "https"):
+        raise SettingsError(f"--scheduler {address} is a web address (the Dask dashboard's?): give the scheduler's, "
+                            "tcp://HOST:PORT (port 8786 by default), as `dask scheduler` prints it.")
+    if parts.scheme not in ("tcp", "tls", "inproc", "ucx", "ws", "wss") or not parts.hostname or port is None:
+        raise SettingsError(f"--scheduler {address!r} is not a scheduler address: give tcp://HOST:PORT (e.g. "
+                            "tcp://127.0.0.1:8786), as `dask scheduler` prints it.")
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from grids_core.batch import DASHBOARD_REQUIREMENT, expand_pairs, read_pairs, run_batch
 
@@ -500,6 +542,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     template = _request(argparse.Namespace(**{**vars(args), "gene": "", "cell_type": ""}))
     if args.workers is not None and args.scheduler:
         _note("note: --workers sizes the LocalCluster only; the cluster at --scheduler keeps its own workers.")
+    if args.scheduler:
+        _check_scheduler_address(args.scheduler)
     settings = _settings(args)
     settings.bundle_dir, settings.model_path = settings.bundle_dir.resolve(), Path(settings.model_path).resolve()
     pairs = read_pairs(args.pairs) if args.pairs else None
@@ -520,7 +564,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 130
     finally:
         close()
-    print(f"{rep.total} pairs: {len(rep.computed)} computed, {len(rep.skipped)} already stored, {len(rep.failed)} failed")
+    dup = f", {len(rep.duplicates)} named twice (run once)" if rep.duplicates else ""
+    print(f"{rep.total} pairs: {len(rep.computed)} computed, {len(rep.skipped)} already stored, {len(rep.failed)} failed"
+          f"{dup}")
     for key, err in list(rep.failed.items())[:20]:
         print(f"  failed {key}: {err}")
     return 0 if not rep.failed else 1
@@ -531,6 +577,15 @@ def cmd_mnist(args: argparse.Namespace) -> int:
     from grids_core.mnist_runs import run_and_store, summary_table
 
     methods = tuple(METHODS) if args.methods == "all" else tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise SettingsError(f"--methods: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; "
+                            f"choose from {', '.join(METHODS)} (or all).")
+    if not 1 <= args.L <= 28 * 28 or args.k < 1:
+        raise SettingsError(f"-L must be 1..784 pixels of the 28 x 28 image and -k >= 1 (got L={args.L}, k={args.k}).")
+    if "grids" not in methods:  # every method is tested against GRIDS, the reference
+        _note("note: GRIDS is the reference every method is tested against: it runs too.")
+        methods = ("grids", *methods)
     update, close = _progress_bar("mnist")
     try:
         results = run_and_store(args.home, L=args.L, k=args.k, seed=args.seed, methods=methods, progress=update,

@@ -20,12 +20,26 @@ CONTRAST = "3 vs 8"
 DEFAULT_METHODS = tuple(METHODS)  # GRIDS and every baseline
 
 
-def mnist_dir(home: str | Path) -> Path:
-    return Path(home) / "mnist"
+def mnist_dir(home: str | Path, digits_dir: str | Path | None = None) -> Path:
+    """Where the classifier and results of one digit source live: HOME/mnist for the shipped subset, a
+    subfolder per content of a user's IDX folder (another data set must not reuse their classifier or runs)."""
+    base = Path(home) / "mnist"
+    return base if digits_dir is None else base / f"idx-{_digits_id(Path(digits_dir))}"
 
 
-def classifier_path(home: str | Path, seed: int) -> Path:
-    return mnist_dir(home) / f"classifier-seed{seed}.pt"
+def _digits_id(folder: Path) -> str:
+    """Content id of the IDX files in ``folder`` (names and bytes)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.iterdir() if p.is_file() and "idx" in p.name):
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def classifier_path(home: str | Path, seed: int, digits_dir: str | Path | None = None) -> Path:
+    return mnist_dir(home, digits_dir) / f"classifier-seed{seed}.pt"
 
 
 def _file_id(path: Path) -> str:
@@ -36,12 +50,13 @@ def _key(model_id: str, method: str, L: int, k: int, seed: int) -> str:
     return run_key(BUNDLE_ID, model_id, TARGET, CONTRAST, method, {"L": L, "k": k, "seed": seed, "value": 0.0})
 
 
-def load_stored(home: str | Path, L: int, k: int, seed: int, methods=DEFAULT_METHODS) -> dict[str, ExplanationResult] | None:
+def load_stored(home: str | Path, L: int, k: int, seed: int, methods=DEFAULT_METHODS,
+                digits_dir: str | Path | None = None) -> dict[str, ExplanationResult] | None:
     """Stored results for every method, or None if any is missing."""
-    path = classifier_path(home, seed)
+    path = classifier_path(home, seed, digits_dir)
     if not path.exists():
         return None
-    store = ResultStore(mnist_dir(home) / "results.sqlite")
+    store = ResultStore(mnist_dir(home, digits_dir) / "results.sqlite")
     mid = _file_id(path)
     out = {m: store.get(_key(mid, m, L, k, seed)) for m in methods}
     return None if any(v is None for v in out.values()) else out  # type: ignore[return-value]
@@ -58,18 +73,21 @@ def run_and_store(
     digits_dir: str | Path | None = None,
 ) -> dict[str, ExplanationResult]:
     """Run (or load) the MNIST experiment; every method's subset and Δφ per test 8 are stored."""
-    if not force and digits_dir is None:
-        stored = load_stored(home, L, k, seed, methods)
+    if digits_dir is not None and not Path(digits_dir).is_dir():
+        load_digits(digits_dir)  # says what is wrong with the folder
+    if not force:
+        stored = load_stored(home, L, k, seed, methods, digits_dir)
         if stored is not None:
             if progress:
                 progress(1.0, "loaded stored results")
             return stored
-    mnist_dir(home).mkdir(parents=True, exist_ok=True)
-    model_path = classifier_path(home, seed)
+    base = mnist_dir(home, digits_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    model_path = classifier_path(home, seed, digits_dir)
     exp = run_mnist_experiment(L=L, k=k, seed=seed, methods=methods, progress=progress, mnist_dir=digits_dir,
                                model_path=model_path)
     mid = _file_id(model_path)
-    store = ResultStore(mnist_dir(home) / "results.sqlite")
+    store = ResultStore(base / "results.sqlite")
     summary = exp.summary.set_index("method") if "method" in exp.summary.columns else exp.summary
     wil = exp.wilcoxon.set_index("method") if "method" in exp.wilcoxon.columns else exp.wilcoxon
     out = {}

@@ -51,6 +51,8 @@ GROUP_SIZE = 3
 N_GROUPS = 2
 N_DECOYS = 6
 PLANT_WINDOW = 400_000
+MIN_PEAKS = 1_000
+MAX_CELLS = 1_000_000  # RNA is dense cells x genes; beyond this the bundle outgrows a workstation's memory
 # an OR-group is one enhancer cluster: in a cell of the planted type it is active with P_CLUSTER_ACTIVE;
 # each member of an active cluster opens with Q_CLUSTER_ACTIVE, of an idle one with Q_CLUSTER_IDLE
 # (before the depth factor). Independent members (0.45 each) made a member the group's only open one in
@@ -109,9 +111,16 @@ def simulate(
 ) -> tuple[Bundle, GenerativeModel]:
     """Build the default semi-synthetic bundle (deterministic for ``seed``); ``confounded``: module docstring."""
     say = progress or (lambda f, m: None)
-    rng = np.random.default_rng(seed)
     if n_cells < 200:
         raise SettingsError(f"n_cells={n_cells} is too small: use at least 200 so every cell type has cells.")
+    if n_cells > MAX_CELLS:
+        raise SettingsError(f"n_cells={n_cells:,} is more than this simulator holds in memory (at most {MAX_CELLS:,}; "
+                            "the paper's data set has 10,266).")
+    if n_peaks < MIN_PEAKS:
+        raise SettingsError(f"n_peaks={n_peaks} is too small: use at least {MIN_PEAKS:,} (the marker loci need them).")
+    if seed < 0:
+        raise SettingsError(f"seed={seed}: use a seed >= 0.")
+    rng = np.random.default_rng(seed)
 
     say(0.02, "peaks")
     peaks, tags = _choose_peaks(n_peaks, rng)

@@ -56,7 +56,7 @@ def test_pairs_file_and_cli(fresh_settings, tmp_path, capsys):
     assert read_pairs(f) == [("GAD1", "VIP")]
     bad = tmp_path / "bad.tsv"
     bad.write_text("name\ttype\nGAD1\tVIP\n")
-    with pytest.raises(InputError, match="needs columns gene and cell_type"):
+    with pytest.raises(InputError, match="with columns gene, cell_type"):
         read_pairs(bad)
     args = ["batch", "--bundle", str(fresh_settings.bundle_dir), "--pairs", str(f), "-L", "3", "--workers", "1"]
     assert main(args) == 0
@@ -103,3 +103,40 @@ def test_ctrl_c_stops_the_batch_in_one_line_and_the_rerun_goes_on(fresh_settings
     assert main(args) == 0  # the same command goes on: stored pairs skipped, the rest computed
     assert f"{done} already stored" in capsys.readouterr().out
     assert len(store.list()) == len(genes)
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("\ufeffGene,Cell_Type\r\nGAD1,VIP\r\n", [("GAD1", "VIP")]),  # Excel's CSV UTF-8: BOM, CRLF, any case
+    ("# markers\ngene\tcell_type\nGAD1\tVIP\n\nGAD2\tSST\n", [("GAD1", "VIP"), ("GAD2", "SST")]),  # comment, blank
+    ("GAD1\tVIP\nGAD2\tSST\n", [("GAD1", "VIP"), ("GAD2", "SST")]),  # two unnamed columns
+    ("gene\tcell_type\nNA\tNULL\n", [("NA", "NULL")]),  # names, not missing values (refused later as unknown)
+])
+def test_pairs_files_as_people_write_them(tmp_path, text, want):
+    f = tmp_path / "pairs.txt"
+    f.write_bytes(text.encode())
+    assert read_pairs(f) == want
+
+
+def test_pairs_with_an_empty_field_say_which(tmp_path):
+    f = tmp_path / "pairs.tsv"
+    f.write_text("gene\tcell_type\nGAD1\tVIP\nGAD2\t\n")
+    with pytest.raises(InputError, match=r"1 row\(s\) with an empty gene or cell type \(GAD2/\(empty\)\)"):
+        read_pairs(f)
+
+
+def test_a_pair_named_twice_runs_once(fresh_settings, capsys):
+    args = ["batch", "--bundle", str(fresh_settings.bundle_dir), "--cell-type", "VIP", "--genes", "GAD1,gad1",
+            "-L", "3", "--workers", "1"]
+    assert main(args) == 0
+    assert "2 pairs: 1 computed, 0 already stored, 0 failed, 1 named twice (run once)" in capsys.readouterr().out
+    assert len(load_context(fresh_settings).store.list()) == 1
+
+
+@pytest.mark.parametrize(("address", "words"), [("http://127.0.0.1:8787", "web address"),
+                                                 ("garbage", "not a scheduler address")])
+def test_a_bad_scheduler_address_is_refused_before_anything_runs(fresh_settings, capsys, address, words):
+    args = ["batch", "--bundle", str(fresh_settings.bundle_dir), "--cell-type", "VIP", "--genes", "GAD1",
+            "--scheduler", address]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and "tcp://HOST:PORT" in err and "Traceback" not in err

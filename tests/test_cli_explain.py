@@ -275,3 +275,20 @@ def test_show_flags_a_reference_subset_with_a_duplicate(small_bundle_dir, small_
         peak_names=small_bundle.peaks["name"].iloc[subset].tolist(), drop_one=[0.2, 0.0, 0.0]))
     assert main(["show", "--bundle", str(copy), "dup0"]) == 0
     assert "2 distinct peaks of L = 3" in capsys.readouterr().out
+
+
+def test_train_and_simulate_refuse_bad_options_before_any_work(small_bundle_dir, tmp_path, capsys):
+    """A model path that cannot be written was found only after minutes of training; negative numbers crashed."""
+    base = ["train", "--bundle", str(small_bundle_dir)]
+    (tmp_path / "afile").write_text("x")
+    for extra, words in ((["--out", str(tmp_path)], "is a folder"),
+                         (["--out", str(tmp_path / "afile" / "m.pt")], "Cannot write the model"),
+                         (["--steps-atac", "-5"], "--steps-atac -5"), (["--seed", "-1"], "--seed -1"),
+                         (["--cis-hubs", "0", "--promoter-window", "5000"], "needs cis hubs")):
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, (extra, err)
+    for extra, words in ((["--peaks", "500"], "at least 1,000"), (["--seed", "-1"], "seed >= 0"),
+                         (["--cells", "100000000"], "at most 1,000,000")):
+        assert main(["simulate", "--out", str(tmp_path / "sim"), *extra]) == 2
+        assert words in capsys.readouterr().err and not (tmp_path / "sim").exists()

@@ -23,3 +23,27 @@ def test_run_store_reload_and_cli(tmp_path, capsys):
     assert main(["mnist", "--home", str(tmp_path), "-L", "16", "-k", "8", "--methods", "grids,random"]) == 0
     out = capsys.readouterr().out
     assert "median_dphi" in out and "grids" in out and np.isfinite(table.loc["grids", "mean_dphi"])
+
+
+def test_another_digit_source_gets_its_own_classifier_and_runs(tmp_path):
+    """`--mnist-dir` with other digits must not reuse the shipped subset's classifier (and its accuracy) nor
+    overwrite its stored runs (it did both)."""
+    from grids_core import mnist
+    from grids_core.mnist_runs import classifier_path
+    from grids_core.reference import mnist_digits
+
+    imgs, labels = mnist_digits()
+    other = tmp_path / "idx"
+    other.mkdir()
+    flipped = np.ascontiguousarray(np.transpose(imgs, (0, 2, 1)))  # the same digits, transposed: another data set
+    for prefix, sl in (("train", slice(0, 800)), ("t10k", slice(800, None))):
+        mnist.write_idx(other / f"{prefix}-images-idx3-ubyte", flipped[sl])
+        mnist.write_idx(other / f"{prefix}-labels-idx1-ubyte", np.asarray(labels)[sl])
+    home = tmp_path / "home"
+    shipped = run_and_store(home, L=16, k=8, seed=0, methods=("grids", "random"))
+    theirs = run_and_store(home, L=16, k=8, seed=0, methods=("grids", "random"), digits_dir=other)
+    assert classifier_path(home, 0, other) != classifier_path(home, 0) and classifier_path(home, 0, other).exists()
+    assert theirs["grids"].model_id != shipped["grids"].model_id and theirs["grids"].subset != shipped["grids"].subset
+    again = run_and_store(home, L=16, k=8, seed=0, methods=("grids", "random"))  # the shipped runs are intact
+    assert again["grids"].subset == shipped["grids"].subset and again["grids"].created == shipped["grids"].created
+    assert again["grids"].heldout["test_accuracy"] == shipped["grids"].heldout["test_accuracy"]
