@@ -43,6 +43,19 @@ class JobBoard:
         rec.update(state=state, msg=message, frac=1.0 if state == "done" else rec.get("frac", 0.0))
         self._put(run_id, **rec)
 
+    def subscribe(self, run_id: str, tab: str | None) -> None:
+        """This process shows ``run_id`` to the page ``tab`` (it runs the search, or follows the process that does;
+        a reloaded page keeps its tab id)."""
+        with self.cache.transact():
+            subs = {t: p for t, p in dict(self.cache.get(f"subs:{run_id}", {})).items() if _pid_alive(p)}
+            subs[str(tab)] = os.getpid()
+            self.cache.set(f"subs:{run_id}", subs, expire=7 * 24 * 3600)
+
+    def others_watching(self, run_id: str, tab: str | None) -> int:
+        """How many other pages (live processes of other tabs) show ``run_id``."""
+        subs = dict(self.cache.get(f"subs:{run_id}", {}))
+        return sum(1 for t, p in subs.items() if t != str(tab) and _pid_alive(p))
+
     def get(self, run_id: str) -> dict | None:
         return self.cache.get(f"job:{run_id}")
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from dataclasses import asdict
 
-from dash import Dash, Input, Output, State, dcc, no_update
+from dash import Dash, Input, Output, State, callback_context, dcc, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks.jobboard import JobBoard
@@ -107,6 +108,12 @@ def execute_job(state: AppState, board: JobBoard, trigger: dict, report) -> dict
     if store.get(rid) is not None:
         return {"run_id": rid, "status": "done", "stored": True}
     rec = board.get(rid)
+    board.subscribe(rid, trigger.get("tab"))
+    if trigger.get("reattach") and rec and rec.get("state") == "running" and not board.alive(rid):
+        # a page load found its job's process gone (out of memory, killed): say so, never recompute silently
+        return {"run_id": rid, "status": "failed",
+                "message": "the process running this search ended unexpectedly (out of memory or killed); press Run "
+                           "to try again"}
     if rec and rec.get("pid") != os.getpid() and board.alive(rid):
         # the page was reloaded while the job ran: follow the process that runs it
         while board.alive(rid):
@@ -174,11 +181,28 @@ def end_of_job(done: dict, request: dict, gene, cell, method, L) -> tuple:
 
 
 def single_thread_after_fork(state: AppState) -> None:
-    """In a forked job process, run torch single-threaded: OpenMP pools inherited through fork deadlock."""
+    """In a forked job process, run torch single-threaded (OpenMP pools inherited through fork deadlock), and
+    end with the app: a job outliving a killed app kept its listening socket, so the app could not restart."""
     if os.getpid() != state.pid:
         import torch
 
         torch.set_num_threads(1)
+        _die_with_parent()
+
+
+def _die_with_parent(poll_s: float = 1.0) -> None:
+    """End this process soon after its parent (the app) dies: a watcher thread sees it re-parented. (Linux's
+    PR_SET_PDEATHSIG would fire when the request thread that forked the job ends, not the app.)"""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-app", daemon=True).start()
 
 
 def job_board(state: AppState) -> JobBoard:
@@ -214,7 +238,8 @@ def register(app: Dash, state: AppState, manager, board: JobBoard) -> None:
             check_fits(state, req)
         except GridsError as exc:
             return no_update, no_update, alert(str(exc))
-        job = {"run_id": rid, "request": asdict(req), "status": "running", "submitted": time.time()}
+        job = {"run_id": rid, "request": asdict(req), "status": "running", "submitted": time.time(),
+               "tab": uuid.uuid4().hex}  # this page (kept over reloads: the store lives in the tab's session)
         return job, no_update, None
 
     @app.callback(Output(ids.JOB_TRIGGER, "data"), Input(ids.JOB, "data"))
@@ -222,7 +247,8 @@ def register(app: Dash, state: AppState, manager, board: JobBoard) -> None:
         """Start (or, after a reload, re-attach to) the background job when the session has one running."""
         if not job or job.get("status") != "running":
             raise PreventUpdate
-        return {"run_id": job["run_id"], "request": job["request"], "nonce": time.time()}
+        return {"run_id": job["run_id"], "request": job["request"], "nonce": time.time(), "tab": job.get("tab"),
+                "reattach": callback_context.triggered_id is None}  # a page load, not Run
 
     @app.callback(
         Output(ids.JOB_DONE, "data"),
@@ -282,6 +308,9 @@ def register(app: Dash, state: AppState, manager, board: JobBoard) -> None:
         """Set the cancel token the engine polls; the job ends as 'cancelled'."""
         if not n_clicks or not job or job.get("status") != "running":
             raise PreventUpdate
-        board.request_cancel(job["run_id"])
         job = {**job, "status": "cancelled"}
+        if board.others_watching(job["run_id"], job.get("tab")):  # another page shows this run: it goes on for them
+            return job, alert("You left this run; another page is following it, so it goes on and will be stored "
+                              "(the Runs page can stop it for everyone).", color="warning")
+        board.request_cancel(job["run_id"])
         return job, alert("Run cancelled: the search was stopped and nothing was stored.", color="warning")

@@ -423,3 +423,59 @@ def test_a_link_whose_run_is_of_another_gene_says_so(state, done_run):
     assert f"run {done_run} is {GENE} in {CELL}" in text and "gene MOG and cell Oligo" in text
     assert _other_run(state, {"gene": GENE, "cell": CELL, "run": done_run}, done_run) is None
     assert _other_run(state, {"gene": "MOG", "run": "absent"}, None) is None
+
+
+def test_a_page_load_never_silently_recomputes_a_job_whose_process_died(state, board):
+    """The process running a job was killed (out of memory): a reload says so; Run computes it again."""
+    req = request_from_form(GENE, CELL, "grids", 5, 16, 0.0, 1.0, 0.0, 11, None)
+    rid = resolve_request(state, req)
+    board._put(rid, state="running", frac=0.3, msg="sweep 1", pid=2**22 + 12345,  # no such process
+               host=__import__("socket").gethostname())
+    out = execute_job(state, board, {"run_id": rid, "request": asdict(req), "reattach": True}, lambda f, m: None)
+    assert out["status"] == "failed" and "ended unexpectedly" in out["message"] and "press Run" in out["message"]
+    assert state.ctx().store.get(rid) is None
+    out = execute_job(state, board, {"run_id": rid, "request": asdict(req)}, lambda f, m: None)  # Run again
+    assert out["status"] == "done" and state.ctx().store.get(rid) is not None
+
+
+def test_a_cancel_stops_the_run_only_when_no_other_page_follows_it(board):
+    """Two pages showing one run: one page's Cancel must not stop it for the other; a reloaded page (same tab
+    id) is still one page."""
+    rid = "f" * 16
+    board.subscribe(rid, "tab-a")
+    assert board.others_watching(rid, "tab-a") == 0  # alone (this process is alive)
+    board.subscribe(rid, "tab-a")  # the same page after a reload
+    assert board.others_watching(rid, "tab-a") == 0
+    board.subscribe(rid, "tab-b")  # another user's page follows the same run
+    assert board.others_watching(rid, "tab-a") == 1 and board.others_watching(rid, "tab-b") == 1
+
+
+def test_a_job_process_ends_with_the_app(tmp_path):
+    """A job process (forked from the app) must not outlive a killed app: it kept the app's port."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = (
+        "import os, sys, time\n"
+        "from callbacks.jobs import _die_with_parent\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    _die_with_parent(); time.sleep(120); os._exit(0)\n"
+        "print(pid, flush=True); time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=os.path.dirname(os.path.dirname(__file__)))
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)  # the child has set its death signal
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    gone = False
+    for _ in range(100):
+        if not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+            gone = True
+            break
+        time.sleep(0.1)
+    assert gone, "the job process outlived its app"
