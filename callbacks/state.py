@@ -50,16 +50,22 @@ class AppState:
         except GridsError as exc:
             return None, str(exc)
 
-    # ---- results (immutable per run id: cache them) ---------------------------------------------
+    # ---- results (cached per run id while the store holds the same copy) ------------------------
     def result(self, run_id: str | None) -> ExplanationResult | None:
-        """A stored result by id (None when unknown)."""
+        """A stored result by id (None when unknown). The cache is checked against the store's ``created`` stamp:
+        a run replaced (``grids explain --force``) or deleted elsewhere is not served from an old copy."""
         if not run_id:
             return None
+        store = self.ctx().store
+        created = store.created(run_id)
         with self._lock:
-            if run_id in self._results:
+            cached = self._results.get(run_id)
+            if cached is not None and cached.created == created:
                 self._results.move_to_end(run_id)
-                return self._results[run_id]
-        res = self.ctx().store.get(run_id)
+                return cached
+            self._results.pop(run_id, None)
+            self._links.pop(run_id, None)  # its table was built from the old copy
+        res = store.get(run_id) if created is not None else None
         if res is not None:
             with self._lock:
                 self._results[run_id] = res

@@ -137,6 +137,12 @@ class ResultStore:
             raise UnknownNameError(f"Run id prefix {run_id!r} matches {len(matches)} stored runs ({shown}): give more characters.")
         raise UnknownNameError(f"No stored run {run_id!r} in {self.path}." + suggest(run_id, ids) + " List runs with `grids runs`.")
 
+    def created(self, run_id: str) -> str | None:
+        """When the stored copy of ``run_id`` was written (None: not stored); cheap, for cache checks."""
+        with self._connect() as con:
+            row = con.execute("SELECT created FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def __contains__(self, run_id: str) -> bool:
         with self._connect() as con:
             return con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None

@@ -479,3 +479,18 @@ def test_a_job_process_ends_with_the_app(tmp_path):
             break
         time.sleep(0.1)
     assert gone, "the job process outlived its app"
+
+
+def test_a_run_replaced_or_deleted_elsewhere_is_not_served_from_the_cache(state, done_run):
+    """`grids explain --force` in another process rewrites a run: the app shows the new copy, not its cached one."""
+    import dataclasses
+
+    store = state.ctx().store
+    copy = dataclasses.replace(store.get(done_run), run_id="c" * 16, created="2026-01-01T00:00:00+00:00",
+                               runtime_s=1.0)
+    store.put(copy)
+    assert state.result("c" * 16).runtime_s == 1.0 and state.links("c" * 16) is not None
+    store.put(dataclasses.replace(copy, created="2026-01-02T00:00:00+00:00", runtime_s=2.0))  # the rewrite
+    assert state.result("c" * 16).runtime_s == 2.0
+    store.delete("c" * 16)
+    assert state.result("c" * 16) is None and state.links("c" * 16) is None
