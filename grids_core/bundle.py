@@ -35,7 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from grids_core.errors import BundleError, UnknownNameError, suggest
-from grids_core.fileio import publish_mode
+from grids_core.fileio import probe_writable_parent, publish_mode
 from grids_core.genome import natural_chrom_key
 
 SCHEMA_VERSION = 1
@@ -378,13 +378,8 @@ def check_output_dir(out: str | os.PathLike, overwrite: bool = False, inputs: di
     _check_not_overlapping(out, inputs or {})
     if os.path.lexists(out):
         _check_replaceable(out, overwrite)
-    base = out.absolute().parent
-    while not base.exists() and base != base.parent:  # folders still to create: probe the nearest existing one
-        base = base.parent
     try:
-        if not base.is_dir():
-            raise NotADirectoryError(20, "not a directory", str(base))
-        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=base))
+        probe_writable_parent(out)
     except OSError as exc:
         raise BundleError(f"Cannot write a bundle in {out.parent}: {exc.strerror or exc}. Pick another --out.") from exc
     return out

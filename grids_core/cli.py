@@ -105,19 +105,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def _check_model_out(out: Path) -> None:
     """The model path must be a file we can write (its folder is created as needed)."""
-    import tempfile
+    from grids_core.fileio import probe_writable_parent
 
     if out.is_dir():
         raise SettingsError(f"--out {out} is a folder: give the model file's path, e.g. {out / 'default.pt'}.")
-    base = out.absolute().parent
-    while not base.exists() and base != base.parent:
-        base = base.parent
     try:
-        if not base.is_dir():
-            raise NotADirectoryError(20, "not a directory", str(base))
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.probe-", dir=base)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable_parent(out)
     except OSError as exc:
         raise SettingsError(f"Cannot write the model at {out}: {exc.strerror or exc}. Pick another --out.") from exc
 
@@ -460,11 +453,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
           "more negative = stronger), planted recall and AUPRC of the per-peak ranking, overlap with the "
           "GRIDS subset, J on training cells")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
+    from grids_core.links import short_subset_note
+
     short = df[df["peaks"] < args.L]
     for name, n in zip(short["method"], short["peaks"], strict=True):
-        print(f"NOTE: {name} linked {n} peaks, not {args.L} (it scores only part of the pool"
-              f"{', those within ±500 kb of the TSS' if name == 'correlation' else ''}): its held-out delta is "
-              f"that of {n} peaks.")
+        print(f"NOTE: {short_subset_note(name, int(n), args.L)}")
     return 0
 
 

@@ -60,6 +60,13 @@ def seeks_activators(settings: dict) -> bool:
     return direction_words(settings) in {("close", "lower"), ("open", "raise")}
 
 
+def short_subset_note(method: str, n: int, L: int) -> str:
+    """Why a method linked ``n`` < L peaks, and what its held-out effect then measures."""
+    where = " (those within ±500 kb of the TSS)" if method == "correlation" else ""
+    return (f"{n} peaks are linked, not L = {L}: {method} scores only {n} peaks of the candidate pool{where}. Its "
+            f"held-out effect is that of {n} peaks: compare it with other methods at L = {n}.")
+
+
 def reading_notes(links: pd.DataFrame, settings: dict, truth: dict | None) -> list[str]:
     """Notes that keep a result from being misread (the CLI prints them, the app shows them with the run):
     planted recall in a direction that does not look for the planted activators, fewer links than L (a method
@@ -75,11 +82,8 @@ def reading_notes(links: pd.DataFrame, settings: dict, truth: dict | None) -> li
                      "recover them (the recall is shown for completeness).")
     want = int(settings.get("L") or 0)
     if len(links) < want:
-        method = str(links["method"].iloc[0]) if "method" in links else "this method"
-        where = " (those within ±500 kb of the TSS)" if method == "correlation" else ""
-        notes.append(f"{len(links)} peaks are linked, not L = {want}: {method} scores only {len(links)} peaks of the "
-                     f"candidate pool{where}. Its held-out effect is that of {len(links)} peaks: compare it with "
-                     f"other methods at L = {len(links)}.")
+        notes.append(short_subset_note(str(links["method"].iloc[0]) if "method" in links else "this method",
+                                       len(links), want))
     if (links["peak_chrom"] != chrom).all():
         notes.append(f"Every linked peak lies off {gene}'s chromosome ({chrom}): trans links reflect what the "
                      "surrogate learned across cells (a cell-state programme, for example), not cis regulation. A "

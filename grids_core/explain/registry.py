@@ -81,7 +81,8 @@ def run_method(req, objective: Objective, window_mask: np.ndarray | None, progre
             max_sweeps=req.max_sweeps, seed=req.seed, faithful=req.faithful, progress=progress, cancel=cancel,
             precision=req.precision,
         )
-        has_truth = bundle is not None and bundle.pair_truth(req.gene, req.cell_type) is not None
+        truth = bundle.pair_truth(req.gene, req.cell_type) if bundle is not None else None
+        has_truth = truth is not None and len(truth) > 0  # the ranking only feeds the planted-truth AUPRC
         return MethodOutput(
             subset=r.subset, drop_one=r.drop_one, single=r.single, pairwise=r.pairwise, objective=r.objective,
             baseline_objective=r.baseline_objective, trajectory=list(r.trajectory), converged=r.converged,

@@ -105,7 +105,8 @@ def _gene_records(rows: pd.DataFrame) -> pd.DataFrame:
     loci = src.groupby(["gene_id", "chrom", "strand"], sort=False).agg(
         name=("name", "first"), start=("start", "min"), end=("end", "max"), n=("start", "size"))
     loci = loci.reset_index()
-    loci["scaffold"] = [bool(SCAFFOLD_RE.search(c)) for c in loci["chrom"].astype(str)]
+    chroms = loci["chrom"].astype(str)
+    loci["scaffold"] = chroms.map({c: bool(SCAFFOLD_RE.search(c)) for c in chroms.unique()})
     loci["order"] = np.arange(len(loci))
     g = loci.sort_values(["gene_id", "scaffold", "n", "order"], ascending=[True, True, False, True], kind="stable")
     g = g.drop_duplicates("gene_id").sort_values("order")

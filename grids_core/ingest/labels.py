@@ -43,23 +43,24 @@ def _separator(path: Path, lines: list[str]) -> str:
     The header may have one field fewer than the rows (R ``write.table`` row names).
     """
     ext = _by_extension(path)
-    data = lines[1:] or lines[:1]
-    consistent: dict[str, int] = {}
-    for d in DELIMITERS:
-        widths = {len(row) for row in csv.reader(data, delimiter=d)}
-        head = len(next(csv.reader(lines[:1], delimiter=d), []))
-        if len(widths) == 1 and (w := widths.pop()) > 1 and head in (w, w - 1):
-            consistent[d] = w
-    if not consistent:  # R write.table's default: space-separated, strings quoted
-        widths = {len(row) for row in csv.reader(data, delimiter=" ")}
-        head = len(next(csv.reader(lines[:1], delimiter=" "), []))
-        if len(widths) == 1 and (w := widths.pop()) > 1 and head in (w, w - 1):
-            return " "
+    consistent = {d: w for d in DELIMITERS if (w := _width(lines, d))}
+    if not consistent and _width(lines, " "):  # R write.table's default: space-separated, strings quoted
+        return " "
     if ext in consistent or (not consistent and ext):
         return ext  # type: ignore[return-value]
     if consistent:
         return max(consistent, key=lambda d: consistent[d])
     return "\t"
+
+
+def _width(lines: list[str], delimiter: str) -> int:
+    """The number (> 1) of fields every data line has with ``delimiter``, the header having as many or one fewer;
+    0 when they differ."""
+    data = lines[1:] or lines[:1]
+    widths = {len(row) for row in csv.reader(data, delimiter=delimiter)}
+    head = len(next(csv.reader(lines[:1], delimiter=delimiter), []))
+    w = widths.pop() if len(widths) == 1 else 0
+    return w if w > 1 and head in (w, w - 1) else 0
 
 
 def _head_lines(path: Path, skip_prefixes: tuple[str, ...]) -> list[str]:
