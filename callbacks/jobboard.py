@@ -32,6 +32,21 @@ class JobBoard:
         self._put(run_id, state="running", frac=0.0, msg="starting", pid=os.getpid(), host=socket.gethostname(),
                   started=time.time(), what=dict(what or {}))
 
+    def claim(self, run_id: str, what: dict | None = None) -> bool:
+        """Start ``run_id`` here unless another live process already runs it (checked and recorded in one
+        transaction, so two processes asked for the same run at once never both compute it)."""
+        with self.cache.transact():
+            rec = self.get(run_id)
+            if _record_alive(rec) and not _is_me(rec):
+                return False
+            self.start(run_id, what)
+            return True
+
+    def follower_replaced(self, run_id: str, tab: str | None) -> bool:
+        """Has the page ``tab`` been reloaded since this process began showing it ``run_id`` (its newer load follows
+        the run from another process)?"""
+        return dict(self.cache.get(f"subs:{run_id}", {})).get(str(tab), os.getpid()) != os.getpid()
+
     def progress(self, run_id: str, frac: float, msg: str) -> None:
         rec = self.get(run_id) or {}
         rec.update(frac=float(frac), msg=str(msg))
@@ -99,6 +114,10 @@ def _record_alive(rec: dict | None) -> bool:
     if rec.get("host") == socket.gethostname():
         return _pid_alive(int(rec.get("pid", 0)))
     return time.time() - float(rec.get("t", 0)) < STALE_S
+
+
+def _is_me(rec: dict) -> bool:
+    return rec.get("host") == socket.gethostname() and int(rec.get("pid", 0)) == os.getpid()
 
 
 def _pid_alive(pid: int) -> bool:

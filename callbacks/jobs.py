@@ -114,9 +114,12 @@ def execute_job(state: AppState, board: JobBoard, trigger: dict, report) -> dict
         return {"run_id": rid, "status": "failed",
                 "message": "the process running this search ended unexpectedly (out of memory or killed); press Run "
                            "to try again"}
-    if rec and rec.get("pid") != os.getpid() and board.alive(rid):
-        # the page was reloaded while the job ran: follow the process that runs it
+    what = {"gene": req.gene, "cell_type": req.cell_type, "method": req.method, "L": req.L}
+    while not board.claim(rid, what):
+        # another process runs it (the page was reloaded, or another page asked first): follow that process
         while board.alive(rid):
+            if board.follower_replaced(rid, trigger.get("tab")):  # this page was reloaded: its new load follows
+                return {"run_id": rid, "status": "superseded"}
             rec = board.get(rid) or {}
             report(float(rec.get("frac", 0.0)), str(rec.get("msg", "")))
             time.sleep(POLL_S)
@@ -125,8 +128,7 @@ def execute_job(state: AppState, board: JobBoard, trigger: dict, report) -> dict
             return {"run_id": rid, "status": "done", "stored": False}
         if rec.get("state") in ("cancelled", "failed"):
             return {"run_id": rid, "status": rec["state"], "message": rec.get("msg", "")}
-        # the other process died without a result: run it here
-    board.start(rid, {"gene": req.gene, "cell_type": req.cell_type, "method": req.method, "L": req.L})
+        # the other process died without a result: claim it again and run it here
     last = {"t": 0.0, "c": 0.0}
 
     def progress(frac: float, msg: str) -> None:
@@ -293,6 +295,9 @@ def register(app: Dash, state: AppState, manager, board: JobBoard) -> None:
         job = dict(job or {})
         if job.get("run_id") not in (None, done.get("run_id")):
             raise PreventUpdate  # an older job ended after a newer one started
+        if done["status"] == "superseded":  # a copy of this page (a duplicated tab) follows the run now
+            return no_update, no_update, alert("This run is now followed in another window of this page; reload to "
+                                               "follow it here.", color="info")
         job["status"] = done["status"]
         view_run, message = end_of_job(done, job.get("request") or {}, *shown)
         return view_run, job, message

@@ -266,8 +266,8 @@ def save(bundle: Bundle, out: str | os.PathLike, *, overwrite: bool = False) -> 
         if bundle.truth is not None:
             _write_tsv(bundle.truth[TRUTH_COLS], tmp / FILES["truth"])
         manifest = dict(bundle.manifest)
-        manifest.setdefault("bundle_id", uuid.uuid4().hex[:12])
         manifest.setdefault("genome_build", "hg38")
+        manifest.setdefault("bundle_id", content_id(tmp, manifest["genome_build"]))
         manifest["schema_version"] = SCHEMA_VERSION
         manifest["counts"] = {
             "cells": int(bundle.atac.shape[0]),
@@ -318,6 +318,26 @@ def _save_hic(hic: dict[str, dict], path: Path) -> None:
         arrays[f"{gene}__meta"] = np.array([chroms.index(v["chrom"]), v["start"], v["bin_size"]], dtype=np.int64)
         arrays[f"{gene}__simulated"] = np.array([bool(v.get("simulated", True))])
     np.savez_compressed(path, **arrays)
+
+
+def content_id(directory: Path, genome_build: str) -> str:
+    """A bundle id from its data: the same cells, peaks, genes and annotations give the same id on any machine
+    (arrays are hashed by value, since ``.npz`` files carry their write time)."""
+    h = hashlib.sha256(genome_build.encode())
+    for name, fname in sorted(FILES.items()):
+        path = directory / fname
+        if not path.exists():
+            continue
+        h.update(name.encode())
+        if path.suffix != ".npz":
+            h.update(_sha256(path).encode())
+            continue
+        with np.load(path, allow_pickle=False) as arrays:
+            for key in sorted(arrays.files):
+                a = np.ascontiguousarray(arrays[key])
+                h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
+                h.update(a.tobytes())
+    return h.hexdigest()[:12]
 
 
 def _sha256(path: Path) -> str:

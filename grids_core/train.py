@@ -19,6 +19,7 @@ loss is not finite), the best weights are restored and fine-tuning stops.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -354,6 +355,9 @@ def _train(
         "paired_fine_tune": paired_report,
         "cis_fit": cis_report,
         "device": str(device),
+        # CPU results depend on these (reductions split across threads add up in another order)
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": str(torch.__version__),
         "train_seconds": round(time.perf_counter() - t0, 2),
         "quality": quality,
         "median_r": float(np.nanmedian(list(quality.values()))) if quality else float("nan"),
@@ -461,7 +465,9 @@ def save_model(tm: TrainedModel, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in tm.model.state_dict().items()}
-    payload = {"format": "grids-surrogate/1", "meta": {k: v for k, v in tm.meta.items() if k != "model_id"}, "state_dict": state}
+    meta = {k: v for k, v in tm.meta.items() if k != "model_id"}
+    meta["id_scheme"] = "weights"
+    payload = {"format": "grids-surrogate/1", "meta": meta, "state_dict": state}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
@@ -471,7 +477,7 @@ def save_model(tm: TrainedModel, path: str | os.PathLike) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    tm.meta["model_id"] = _file_id(path)
+    tm.meta = {**meta, "model_id": weights_id(state, meta)}
     tm.path = path
     return path
 
@@ -520,18 +526,39 @@ def load_model(path: str | os.PathLike, bundle: Bundle | None = None, device: st
                 f"Train a model for this bundle: `grids train --bundle {bundle.path}`."
             )
     model.to(pick_device(device)).eval().requires_grad_(False)
-    meta["model_id"] = _file_id(path)
+    meta["model_id"] = _payload_id(payload, path)
     return TrainedModel(model, meta, path)
 
 
-def _file_id(path: Path) -> str:
+def weights_id(state: dict[str, torch.Tensor], meta: dict) -> str:
+    """A model id from what the model computes: its weights, architecture and bundle. Training the same bundle
+    with the same settings again gives the same id (the checkpoint's training time and device are left out)."""
+    h = hashlib.sha256(json.dumps({"bundle_id": meta.get("bundle_id"), "config": meta.get("config")},
+                                  sort_keys=True, default=str).encode())
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def _payload_id(payload: dict, path: Path) -> str:
+    """The id of a loaded checkpoint: by weights, or for checkpoints written before ids were (session 16) by
+    the file's bytes, so that runs stored with such a model still match it."""
+    if payload["meta"].get("id_scheme") == "weights":
+        return weights_id(payload["state_dict"], payload["meta"])
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def model_file_id(path: str | os.PathLike) -> str | None:
-    """The model id a checkpoint file gets when loaded (None when there is no file)."""
+    """The model id a checkpoint file gets when loaded (None when there is no file or it is unreadable)."""
     path = Path(path)
-    return _file_id(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return _payload_id(torch.load(path, map_location="cpu", weights_only=True), path)
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint has no id; loading it says why
+        return None
 
 
 def default_model_path(bundle_dir: str | os.PathLike) -> Path:

@@ -450,6 +450,57 @@ def test_a_cancel_stops_the_run_only_when_no_other_page_follows_it(board):
     assert board.others_watching(rid, "tab-a") == 1 and board.others_watching(rid, "tab-b") == 1
 
 
+def _claim_after(board_dir: str, rid: str, barrier, results) -> None:
+    won = JobBoard(board_dir).claim(rid, {"gene": GENE})
+    results.put(won)
+    barrier.wait()  # stay alive (the claim's owner) until every process has tried
+
+
+def test_only_one_of_several_processes_asked_at_once_runs_a_job(tmp_path):
+    """Pages asking for the same run at the same moment: one process computes it, the others follow."""
+    import multiprocessing as mp
+
+    fork = mp.get_context("fork")
+    rid, n = "r" * 16, 6
+    start, results = fork.Barrier(n), fork.Queue()
+    JobBoard(tmp_path / "jobs")  # created before the race
+
+    def racer():
+        start.wait()
+        _claim_after(str(tmp_path / "jobs"), rid, end, results)
+
+    end = fork.Barrier(n)
+    procs = [fork.Process(target=racer) for _ in range(n)]
+    for p in procs:
+        p.start()
+    wins = [results.get(timeout=60) for _ in range(n)]
+    for p in procs:
+        p.join(timeout=60)
+    assert sum(wins) == 1
+    assert JobBoard(tmp_path / "jobs").claim(rid)  # its owner ended without a word: the run can be claimed again
+
+
+def test_a_follower_ends_when_its_page_is_reloaded(state, board):
+    """Each reload starts a new follower; the one it replaces stops following instead of idling until the job ends."""
+    req = request_from_form(GENE, CELL, "grids", 7, 16, 0.0, 1.0, 0.0, 5, None)
+    rid = resolve_request(state, req)
+    board._put(rid, state="running", frac=0.2, msg="sweep 1", pid=os.getppid(), host=__import__("socket").gethostname())
+
+    def reload_then_end():
+        time.sleep(0.6)
+        subs = dict(board.cache.get(f"subs:{rid}", {}))
+        board.cache.set(f"subs:{rid}", {**subs, "tab-a": os.getppid()})  # the reloaded page's follower (another pid)
+        time.sleep(3.0)
+        board.finish(rid, "cancelled", "stopped")
+
+    t = threading.Thread(target=reload_then_end)
+    t.start()
+    out = execute_job(state, board, {"run_id": rid, "request": asdict(req), "tab": "tab-a"}, lambda f, m: None)
+    t.join()
+    assert out["status"] == "superseded"
+    assert state.ctx().store.get(rid) is None
+
+
 def test_a_job_process_ends_with_the_app(tmp_path):
     """A job process (forked from the app) must not outlive a killed app: it kept the app's port."""
     import signal

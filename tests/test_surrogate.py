@@ -151,6 +151,29 @@ def test_training_is_deterministic_and_checkpoint_round_trips(tmp_path):
     assert back.model_id == t1.model_id
 
 
+def test_model_id_names_the_weights_not_the_file(tmp_path):
+    """Retraining with the same bundle and settings gives the same id (the checkpoint's training time differs);
+    other weights another id; a checkpoint written before ids named weights keeps its file-hash id."""
+    import hashlib
+
+    from grids_core import bundle as bundle_io
+    from grids_core.train import model_file_id
+
+    b = bundle_io.load(bundle_io.save(tiny_bundle(n_cells=60, n_peaks=30, n_genes=5), tmp_path / "b"))
+    cfg = TrainConfig(steps_atac=3, steps_rna=3, steps_maps=3, steps_paired=3, batch_size=16, seed=1)
+    first, again = save_model(train(b, cfg), tmp_path / "a.pt"), save_model(train(b, cfg), tmp_path / "b.pt")
+    assert first.read_bytes() != again.read_bytes()  # the meta differs (training time) ...
+    assert load_model(first, b).model_id == load_model(again, b).model_id == model_file_id(first)  # ... the id not
+    other = save_model(train(b, TrainConfig(**{**cfg.__dict__, "seed": 2})), tmp_path / "c.pt")
+    assert load_model(other, b).model_id != model_file_id(first)
+    payload = torch.load(first, weights_only=True)
+    del payload["meta"]["id_scheme"]
+    torch.save(payload, tmp_path / "old.pt")
+    legacy = hashlib.sha256((tmp_path / "old.pt").read_bytes()).hexdigest()[:12]
+    assert load_model(tmp_path / "old.pt", b).model_id == model_file_id(tmp_path / "old.pt") == legacy
+    assert model_file_id(tmp_path / "none.pt") is None
+
+
 def test_model_bundle_mismatch_and_corrupt_checkpoint(tmp_path):
     from grids_core import bundle as bundle_io
 
