@@ -91,18 +91,17 @@ def observed_mean(bundle: Bundle, gene: str, cells: np.ndarray) -> float:
     return float(np.expm1(np.asarray(bundle.rna[cells, bundle.gene_index(gene)], dtype=np.float64)).mean())
 
 
-def gene_tad(bundle: Bundle, gene: str) -> tuple[int, int, str] | None:
-    """The TAD containing the gene's TSS (simulated domains first, then real ones), or None."""
+def gene_tads(bundle: Bundle, gene: str) -> list[tuple[int, int, str, bool]]:
+    """The TADs holding the gene's TSS as (start, end, source, simulated): simulated domains first (in a
+    semi-synthetic bundle they are the domains its Hi-C and planted enhancers were drawn in), then real ones."""
     g = bundle.gene_row(gene)
     t = bundle.tads
     if t is None or len(t) == 0:
-        return None
+        return []
     hit = t[(t["chrom"] == g["chrom"]) & (t["start"] <= g["tss"]) & (t["end"] > g["tss"])]
-    if len(hit) == 0:
-        return None
-    hit = hit.sort_values("simulated", ascending=False)
-    row = hit.iloc[0]
-    return int(row["start"]), int(row["end"]), str(row["source"])
+    hit = hit.sort_values("simulated", ascending=False, kind="stable")
+    return [(int(a), int(b), str(src), bool(sim))
+            for a, b, src, sim in hit[["start", "end", "source", "simulated"]].itertuples(index=False)]
 
 
 def locality(bundle: Bundle, gene: str, subset) -> dict:
@@ -114,18 +113,24 @@ def locality(bundle: Bundle, gene: str, subset) -> dict:
     mid = ((p["start"] + p["end"]) // 2).to_numpy()
     dist = np.abs(mid - int(g["tss"]))
     overlaps = same & (p["start"].to_numpy() < int(g["end"])) & (p["end"].to_numpy() > int(g["start"]))
-    tad = gene_tad(bundle, gene)
-    in_tad = same & (mid >= tad[0]) & (mid < tad[1]) if tad else np.zeros(len(subset), bool)
+    tads = gene_tads(bundle, gene)
     n = max(len(subset), 1)
-    return {
+    out = {
         "overlaps_gene": float(overlaps.sum() / n),
         "within_10mb": float((same & (dist <= TEN_MB)).sum() / n),
         "closest_distance": int(dist[same].min()) if same.any() else None,
         "median_distance": float(np.median(dist[same])) if same.any() else None,
         "same_chromosome": float(same.sum() / n),
-        "inside_tad": float(in_tad.sum() / n) if tad else None,
-        "tad": list(tad) if tad else None,
+        "inside_tad": None,
+        "tad": None,
     }
+    if tads:  # the first TAD, and the first of the other kind (a real domain next to a simulated one) if any
+        other = next((t for t in tads if t[3] != tads[0][3]), None)
+        for key, tad in (("tad", tads[0]), ("other_tad", other)):
+            if tad is not None:
+                out[f"inside_{key}"] = float((same & (mid >= tad[0]) & (mid < tad[1])).sum() / n)
+                out[key] = list(tad[:3])
+    return out
 
 
 def truth_metrics(bundle: Bundle, gene: str, cell_type: str, subset, scores: np.ndarray | None = None) -> dict | None:

@@ -92,6 +92,31 @@ def reading_notes(links: pd.DataFrame, settings: dict, truth: dict | None) -> li
     return notes
 
 
+_SHARES = {"overlaps_gene": "overlap the gene body", "within_10mb": "within 10 Mb of the TSS",
+           "same_chromosome": "on the gene's chromosome"}
+_DISTANCES = {"closest_distance": "closest peak to the TSS (on its chromosome)",
+              "median_distance": "median distance to the TSS (peaks on its chromosome)"}
+
+
+def locality_rows(locality: dict) -> list[tuple[str, str]]:
+    """(label, value) rows of a result's locality metrics, for the CLI and the app; each TAD row names its
+    domain (source and 1-based span), since a semi-synthetic bundle can hold a simulated and a real one."""
+    rows = []
+    for key, label in _SHARES.items():
+        if isinstance(locality.get(key), int | float):
+            rows.append((f"{label} (% of peaks)", f"{100 * locality[key]:.0f} %"))
+    for key in ("tad", "other_tad"):
+        tad, share = locality.get(key), locality.get(f"inside_{key}")
+        if tad and isinstance(share, int | float):
+            start, end, source = tad
+            rows.append((f"inside the gene's TAD, {source} {int(start) + 1:,}-{int(end):,} (% of peaks)",
+                         f"{100 * share:.0f} %"))
+    for key, label in _DISTANCES.items():
+        if isinstance(locality.get(key), int | float):
+            rows.append((label, f"{locality[key]:,.0f} bp"))
+    return rows
+
+
 def linkage_table(bundle: Bundle, result: ExplanationResult) -> pd.DataFrame:
     """Tidy links of a result; distance_to_tss is signed along the gene's strand (upstream < 0; along the genome
     when the strand is unknown, '.')."""

@@ -8,7 +8,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import html
 
-from grids_core.links import direction_words
+from grids_core.links import direction_words, locality_rows
 from layouts.genome import fmt_distance
 
 
@@ -161,10 +161,6 @@ def run_summary(result, stored: bool | None = None, current_model: str | None = 
     return html.Div([html.Div(bits, className="run-summary"), warning])
 
 
-LOCALITY_SHARES = {"overlaps_gene": "overlap the gene body", "within_10mb": "within 10 Mb of the TSS",
-                   "same_chromosome": "on the gene's chromosome", "inside_tad": "inside the gene's TAD"}
-LOCALITY_BP = {"closest_distance": "closest peak to the TSS (on its chromosome)",
-               "median_distance": "median distance to the TSS (peaks on its chromosome)"}
 COUNT_UNIT = "counts per 10k"  # the RNA layer is log1p(counts per 10,000 UMIs); held-out means are expm1 of it
 
 
@@ -201,11 +197,7 @@ def heldout_card(result) -> html.Div:
         rows.append((f"surrogate r in {result.cell_type}", fmt_num(h.get("r_in_type"), ".2f")))
     if not result.predictable:
         rows.append(("", "⚠ not predictable"))
-    for key, val in (result.locality or {}).items():
-        if key in LOCALITY_SHARES and isinstance(val, int | float):
-            rows.append((f"{LOCALITY_SHARES[key]} (% of peaks)", f"{100 * val:.0f} %"))
-        elif key in LOCALITY_BP and isinstance(val, int | float):
-            rows.append((LOCALITY_BP[key], f"{val:,.0f} bp"))
+    rows += locality_rows(result.locality or {})
     table = [html.Tr([html.Td(k), html.Td(str(v), className="num")]) for k, v in rows]
     children = [html.H6("Held-out effect"), html.Table(html.Tbody(table), className="kv"),
                 html.Div("Predicted expression of the held-out cells of this type, as counts per 10,000 UMIs "

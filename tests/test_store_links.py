@@ -225,3 +225,34 @@ def test_effect_vs_l_family_groups_only_runs_that_differ_in_l_and_seed(tmp_path,
     migrated = ResultStore(path)
     assert sorted(row["run_id"] for row in migrated.list(family=fam)) == ["run0", "run1"]
     assert len(migrated.list()) == 3 and migrated.require("run2").settings["k"] == 8
+
+
+def test_locality_names_both_the_simulated_and_the_real_tad(small_sim):
+    """GAD1's TSS lies in a simulated domain and in a real (GM12878) one: the shares inside each are reported
+    and labelled with their source, measured against the TAD table by hand."""
+    from grids_core.evaluate import locality
+    from grids_core.links import locality_rows
+
+    b, _ = small_sim
+    row = b.gene_row("GAD1")
+    t = b.tads[(b.tads["chrom"] == row["chrom"]) & (b.tads["start"] <= row["tss"]) & (b.tads["end"] > row["tss"])]
+    assert set(t["simulated"].astype(int)) == {0, 1}  # the case under test
+    subset = make_result(b, n=4).subset  # 3 peaks nearest the TSS, one on another chromosome
+    loc = locality(b, "GAD1", subset)
+    mids = b.peak_midpoints()[subset]
+    same = (b.peaks["chrom"].iloc[subset] == row["chrom"]).to_numpy()
+    for key, sim in (("tad", 1), ("other_tad", 0)):
+        start, end, source = t[t["simulated"] == sim].iloc[0][["start", "end", "source"]]
+        assert loc[key] == [int(start), int(end), str(source)]
+        assert loc[f"inside_{key}"] == pytest.approx((same & (mids >= start) & (mids < end)).sum() / 4)
+    assert loc["same_chromosome"] == 0.75
+    labels = [label for label, _ in locality_rows(loc)]
+    assert sum("inside the gene's TAD" in label for label in labels) == 2
+    assert any("simulated" in label for label in labels) and any("GM12878" in label for label in labels)
+    # a bundle without TADs: no TAD rows, the other metrics still there
+    import dataclasses
+
+    bare = dataclasses.replace(b, tads=b.tads.iloc[:0])
+    loc = locality(bare, "GAD1", subset)
+    assert loc["tad"] is None and loc["inside_tad"] is None and "other_tad" not in loc
+    assert not any("TAD" in label for label, _ in locality_rows(loc)) and len(locality_rows(loc)) == 5
