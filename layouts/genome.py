@@ -59,6 +59,7 @@ STAIN_COLORS = {
     "acen": "#c0392b", "gvar": "#dcdcdc", "stalk": "#6e7fa3",
 }
 _LOCUS_RE = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*:\s*([\d,]+)\s*(?:-\s*([\d,]+))?\s*$")
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
 
 # ---- loci ---------------------------------------------------------------------------------------
@@ -579,7 +580,7 @@ def _gene_track(fig: go.Figure, view: GenomeView, row: int, track_px: float) -> 
     g = b.genes
     g = g[(g["chrom"] == loc.chrom) & (g["end"] > loc.start) & (g["start"] < loc.end)].reset_index(drop=True)
     if g.empty:
-        _note(fig, row, "no genes in view")
+        _note(fig, row, empty_track_note("genes", b.genes, loc, name_col="name"))
         fig.update_yaxes(row=row, col=1, range=[-1, 1], showticklabels=False)
         return 0
     bp_per_px = loc.width / PLOT_PX
@@ -653,11 +654,11 @@ def _ax(fig: go.Figure, row: int, axis: str) -> str:
     return name.replace("axis", "")
 
 
-def _note(fig: go.Figure, row: int, text: str, x: float = 0.5, y: float = 0.5, anchor: str = "center",
+def _note(fig: go.Figure, row: int | list[int], text: str, x: float = 0.5, y: float = 0.5, anchor: str = "center",
           yanchor: str = "middle") -> None:
-    """Text in a track's own paper-domain position."""
-    sub = fig.get_subplot(row, 1)
-    lo, hi = sub.yaxis.domain
+    """Text in a track's own paper-domain position (or in the band of several tracks)."""
+    domains = [fig.get_subplot(r, 1).yaxis.domain for r in (row if isinstance(row, list) else [row])]
+    lo, hi = min(d[0] for d in domains), max(d[1] for d in domains)
     _annotations(fig).append(dict(text=text, xref="paper", yref="paper", x=x, y=lo + y * (hi - lo), xanchor=anchor,
                                   yanchor=yanchor, showarrow=False, font=dict(size=10, color="#666"), align="left",
                                   bgcolor="rgba(255,255,255,0.85)"))
@@ -769,6 +770,44 @@ def _peaks_in(view: GenomeView) -> pd.DataFrame:
     return p[sel]
 
 
+def _chrom_key(chrom: str) -> tuple:
+    m = _NUMBERED.match(chrom)
+    return (0, m.group(1), int(m.group(2))) if m else (1, chrom, 0)
+
+
+def chrom_list(chroms) -> str:
+    """Chromosome names in natural order, runs of 3+ consecutive numbered ones shortened: ``chr1–chr22, chrX``."""
+    runs: list[list[str]] = []
+    prev = None
+    for c in sorted({str(c) for c in chroms}, key=_chrom_key):
+        m = _NUMBERED.match(c)
+        cur = (m.group(1), int(m.group(2))) if m else None
+        if cur and prev and cur == (prev[0], prev[1] + 1):
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+        prev = cur
+    return ", ".join(", ".join(r) if len(r) < 3 else f"{r[0]}–{r[-1]}" for r in runs)
+
+
+def empty_track_note(kind: str, table: pd.DataFrame, loc: Locus, name_col: str | None = None) -> str:
+    """Why a track of the bundle's ``kind`` (rows of ``table``: chrom, start, end) is empty at ``loc``: none on
+    this chromosome (and the chromosomes that have some), or none in this window (and the nearest one)."""
+    on = table[table["chrom"] == loc.chrom]
+    if on.empty:
+        if table.empty:
+            return f"this bundle has no {kind}"
+        return f"no {kind} of this bundle on {loc.chrom} — its {kind} lie on {chrom_list(table['chrom'].unique())}"
+    left = loc.start - on["end"].where(on["end"] <= loc.start)  # distance of each one left of the view
+    right = on["start"].where(on["start"] >= loc.end) - loc.end
+    dist = pd.concat([left, right], axis=1).min(axis=1)
+    k = dist.idxmin()
+    side = "left" if pd.notna(left[k]) and left[k] == dist[k] else "right"
+    what = f"{on.at[k, name_col]}, " if name_col else ""
+    return (f"no {kind} of this bundle in {loc.label()} — nearest: {what}"
+            f"{fmt_span(max(1.0, float(f'{dist[k]:.2g}')))} to the {side}")
+
+
 def _tss(view: GenomeView) -> tuple[int | None, int]:
     if not view.gene:
         return None, 1
@@ -778,6 +817,8 @@ def _tss(view: GenomeView) -> tuple[int | None, int]:
 
 def _peak_track(fig: go.Figure, view: GenomeView, row: int) -> None:
     p = _peaks_in(view)
+    if p.empty:
+        _note(fig, row, empty_track_note("peaks", view.bundle.peaks, view.locus))
     tss, sign = _tss(view)
     mids = ((p["start"] + p["end"]) // 2).to_numpy()
     dist = [fmt_distance((m - tss) * sign) if tss is not None else "—" for m in mids]
@@ -876,6 +917,9 @@ def _coverage_tracks(fig: go.Figure, view: GenomeView, rows: dict[str, int]) -> 
     p = _peaks_in(view)
     idx = p.index.to_numpy()
     types = list(b.coverage_types)
+    if not len(idx):
+        _note(fig, list(rows.values()), "no ATAC coverage in view: coverage is measured at the bundle's peaks, "
+                                        "and none lie here")
     ymax = float(np.max(b.coverage[:, idx])) if len(idx) else 1.0
     ymax = ymax if ymax > 0 else 1.0
     for t, r in rows.items():

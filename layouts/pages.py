@@ -24,6 +24,9 @@ GRAPH_CONFIG = {
     # reset (home) button moved the axes behind their back
     "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d", "resetScale2d"],
 }
+# while the genome figure is redrawn (over 600 ms: a run just finished, a loaded server), the spinner sits over the
+# current figure, dimmed; dcc.Loading's default hides it, which left a blank white area of the figure's height
+REDRAW_OVERLAY = {"visibility": "visible", "opacity": 0.45}
 SMALL_GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
 # AG Grid's theming API (the "ag-theme-alpine" class no longer styles it): 12 px text and tighter cells, as the
 # rest of the page, so the tables fit their columns
@@ -185,7 +188,8 @@ def browser_page(choices: Choices) -> html.Div:
             html.Div(id=ids.LOCUS_ALERT),
             html.Div(id=ids.RUN_SUMMARY),
             dcc.Loading(dcc.Graph(id=ids.GENOME_GRAPH, config=GRAPH_CONFIG, figure=empty_figure("loading…", 300),
-                                  className="genome-graph"), delay_show=600, type="dot"),
+                                  className="genome-graph"), delay_show=600, type="dot",
+                        overlay_style=REDRAW_OVERLAY),
             html.Div(id=ids.LISTED_LINKS),
             html.Div(id=ids.OVERLAY_SUMMARY),
             html.H5("Redundancy"),

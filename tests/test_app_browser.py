@@ -235,6 +235,14 @@ def test_run_gad1_vip_arcs_table_exports_and_reload(page, server, errors):
                            " === new URLSearchParams(location.search).get('locus')", timeout=20_000)
     assert page.input_value("#locus-input").startswith("chr") and page.is_hidden("#locus-alert .alert")
 
+    # a locus where the bundle has no peaks and no genes says so in the empty tracks, not blank rows
+    page.fill("#locus-input", "chrY:1,000,001-2,000,000")
+    page.press("#locus-input", "Enter")
+    page.wait_for_function("() => ((document.querySelector('#genome-graph .js-plotly-plot') || {}).layout || {})"
+                           ".annotations?.some(a => (a.text || '').startsWith('no peaks of this bundle on chrY'))",
+                           timeout=20_000)
+    shot(page, "browser_no_data_here")
+
     # out-of-range form values reach the checks (the browser would send None, silently the default)
     for field, value, words in (("param-beta", -1, "β (beta, the specificity weight) must be a number from 0 to 100"),
                                 ("param-seed", -5, "seed must be a whole number"), ("param-L", 0, "L must be"),
@@ -347,4 +355,34 @@ def test_runs_page_opens_a_run_and_igv_tab_loads(page, server, errors):
     shot(page, "igv_tab")
     page.goto(server["url"] + "no/such/page?gene=GAD1&cell=VIP")  # a typo'd path opens the Browser at /
     page.wait_for_function("() => location.pathname === '/' && location.search.includes('gene=GAD1')", timeout=20_000)
+    assert errors == []
+
+
+# the figure's answers arrive 1.5 s late, as on a loaded server right after a run (past dcc.Loading's 600 ms delay)
+SLOW_FIGURE = """(() => { const f = window.fetch; window.fetch = async (...a) => { const r = await f(...a);
+  const body = (a[1] || {}).body;
+  if (typeof body === 'string' && body.includes('genome-graph.figure')) await new Promise(ok => setTimeout(ok, 1500));
+  return r; }; })();"""
+WATCH_REDRAW = """() => { window.__seen = {spinner: false, hidden: false};
+  (function tick() { const g = document.querySelector('#genome-graph');
+    if (g.parentElement.parentElement.querySelector('.dash-spinner')) window.__seen.spinner = true;
+    if (getComputedStyle(g).visibility === 'hidden') window.__seen.hidden = true;
+    requestAnimationFrame(tick); })(); }"""
+
+
+def test_slow_redraw_dims_the_figure_instead_of_blanking_it(page, server, errors):
+    """A redraw slower than the spinner's delay (e.g. right after a run) keeps the figure visible under the spinner;
+    dcc.Loading's default hid it, a blank white area the figure's height until the answer came."""
+    page.add_init_script(SLOW_FIGURE)
+    page.goto(server["url"] + "?gene=GAD1&cell=VIP")
+    page.wait_for_function("() => (document.querySelector('#genome-graph .js-plotly-plot')?.data || []).length > 5",
+                           timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    page.evaluate(WATCH_REDRAW)
+    page.fill("#locus-input", "chr2:170,600,001-170,900,000")
+    page.press("#locus-input", "Enter")
+    page.wait_for_function("() => (document.querySelector('#genome-graph .gtitle') || {}).textContent"
+                           "?.includes('chr2:170,600,001-170,900,000')", timeout=30_000)
+    seen = page.evaluate("window.__seen")
+    assert seen["spinner"] and not seen["hidden"]
     assert errors == []

@@ -6,10 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from dash import dcc
 
 from grids_core.errors import GridsError, SettingsError, UnknownNameError
 from grids_core.links import linkage_table
 from grids_core.results import ExplanationResult
+from layouts import ids
 from layouts.genome import (
     CHAR_PX,
     HIC_MAX_WIDTH,
@@ -22,6 +24,7 @@ from layouts.genome import (
     Locus,
     Overlay,
     arc_xy,
+    chrom_list,
     downsample_coverage,
     effect_colors,
     gene_locus,
@@ -34,6 +37,7 @@ from layouts.genome import (
     shown_method,
     split_links,
 )
+from layouts.pages import Choices, browser_page
 from layouts.redundancy import (
     drop_one_figure,
     effect_vs_l_figure,
@@ -347,6 +351,29 @@ def test_hic_row_says_why_it_is_empty(bundle):
     assert not _hic_yaxis(narrow).showticklabels
 
 
+def test_empty_tracks_say_the_bundle_has_no_data_there(bundle):
+    g = bundle.gene_row(GENE)
+    chrom = g["chrom"]
+    last = max(int(bundle.peaks.loc[bundle.peaks["chrom"] == chrom, "end"].max()),
+               int(bundle.genes.loc[bundle.genes["chrom"] == chrom, "end"].max()))
+    far = Locus(chrom, last + 5_000_000, last + 6_000_000)  # same chromosome, beyond every peak and gene
+    off = _notes(genome_figure(GenomeView(bundle=bundle, locus=far, gene=GENE, cell_type=CELL)))
+    assert f"no peaks of this bundle in {far.label()} — nearest: 5" in off and "Mb to the left" in off
+    assert f"no genes of this bundle in {far.label()} — nearest: " in off
+    assert "no ATAC coverage in view" in off
+    chroms = sorted(set(bundle.peaks["chrom"]))
+    other = genome_figure(GenomeView(bundle=bundle, locus=Locus("chrY", 1_000_000, 2_000_000), gene=GENE, cell_type=CELL))
+    assert f"no peaks of this bundle on chrY — its peaks lie on {chrom_list(chroms)}" in _notes(other)
+    assert "no genes of this bundle on chrY — its genes lie on chr2" in _notes(other)
+    normal = _notes(genome_figure(GenomeView(bundle=bundle, locus=gene_locus(bundle, GENE), gene=GENE, cell_type=CELL)))
+    assert "of this bundle" not in normal and "no ATAC coverage" not in normal
+
+
+def test_chrom_list_is_natural_and_short():
+    assert chrom_list(["chr2", "chrX", "chr10", "chr1", "chr3", "chr11", "chr2"]) == "chr1–chr3, chr10, chr11, chrX"
+    assert chrom_list(["chr22", "chr21"]) == "chr21, chr22"
+
+
 def _hic_yaxis(fig):
     return fig.layout[f"yaxis{len(fig._grid_ref)}"]
 
@@ -431,3 +458,10 @@ def test_tads_are_labelled_by_their_own_source(bundle):
                       cell_type=CELL)
     names = [t.name for t in genome_figure(view).data if t.name and t.name.startswith("TADs")]
     assert "TADs my_domains.bed" in names and not any("GM12878" in n for n in names)
+
+
+def test_genome_figure_stays_visible_under_the_redraw_spinner():
+    """dcc.Loading hides its children while the spinner shows: a slow redraw (right after a run) left a blank area."""
+    (loading,) = [c for c in browser_page(Choices())._traverse()
+                  if isinstance(c, dcc.Loading) and getattr(c.children, "id", None) == ids.GENOME_GRAPH]
+    assert loading.overlay_style["visibility"] == "visible" and loading.overlay_style["opacity"] < 1
