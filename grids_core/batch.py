@@ -11,10 +11,11 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,6 +23,9 @@ from grids_core.errors import GridsError, InputError, SettingsError, UnknownName
 from grids_core.explain.gene import ExplainRequest
 from grids_core.jobs import load_context, request_key, run_explanation
 from grids_core.settings import Settings
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 DASHBOARD_REQUIREMENT = "bokeh>=3.1.0"  # what distributed's dashboard needs (distributed.versions.BOKEH_REQUIREMENT)
 
@@ -64,13 +68,16 @@ def dashboard_link(client, local: bool) -> str | None:
 
 @dataclass
 class BatchReport:
-    """What a batch did: per pair, stored before / computed now / failed (with the error)."""
+    """What a batch did: per pair, stored before / computed now / failed (with the error) / left."""
 
     total: int = 0
     skipped: list[str] = field(default_factory=list)
     computed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     duplicates: list[str] = field(default_factory=list)  # pairs named again (other case or a gene id): run once
+    runs: list[str] = field(default_factory=list)  # run id of every distinct valid pair, in the order given
+    replaced: list[str] = field(default_factory=list)  # computed again over a stored run (force)
+    left: list[str] = field(default_factory=list)  # not computed when the batch was interrupted
     dashboard: str | None = None  # the Dask dashboard's link; None when its scheduler cannot serve it (no bokeh)
 
 
@@ -139,16 +146,31 @@ def expand_pairs(settings: Settings, cell_type: str | None, genes: str | None,
     return pairs
 
 
-def _run_one(settings: Settings, req: dict) -> tuple[str, str | None]:
+def _run_one(settings: Settings, req: dict, force: bool = False) -> tuple[str, str | None]:
     """Worker task: run (or load) one explanation; returns (run_id, error message or None)."""
     import torch
 
     torch.set_num_threads(1)
     try:
-        result, _ = run_explanation(settings, ExplainRequest(**req))
+        result, _ = run_explanation(settings, ExplainRequest(**req), force=force)
         return result.run_id, None
     except GridsError as exc:
         return f"{req['gene']}/{req['cell_type']}", str(exc)
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a batch; ``report`` says what was stored and what is left."""
+
+    def __init__(self, report: BatchReport):
+        super().__init__()
+        self.report = report
+
+
+def _silence_level() -> int:
+    """Level of distributed's logs while our LocalCluster runs: errors only, unless DASK_LOGGING__DISTRIBUTED
+    asks for more (e.g. warning)."""
+    level = logging.getLevelName(os.environ.get("DASK_LOGGING__DISTRIBUTED", "error").upper())
+    return level if isinstance(level, int) else logging.ERROR
 
 
 def run_batch(
@@ -158,15 +180,19 @@ def run_batch(
     *,
     scheduler: str | None = None,
     n_workers: int | None = None,
+    force: bool = False,
     progress: Callable[[float, str], None] | None = None,
+    on_plan: Callable[[BatchReport, int], None] | None = None,
     on_start: Callable[[str | None], None] | None = None,
 ) -> BatchReport:
-    """Explain every pair with the template's settings; already-stored runs are skipped (resumable)."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    """Explain every pair with the template's settings; already-stored runs are skipped (resumable), or with
+    ``force`` computed again and replaced. ``on_plan(report, n_to_compute)`` is called before any cluster
+    starts; Ctrl-C raises BatchInterrupted."""
+    from dask.distributed import as_completed
 
     ctx = load_context(settings)
     report = BatchReport(total=len(pairs))
-    todo, seen = [], set()
+    reqs: dict[str, dict] = {}
     for gene, cell_type in pairs:
         req = ExplainRequest(**{**asdict(template), "gene": gene, "cell_type": cell_type})
         try:
@@ -176,55 +202,100 @@ def run_batch(
             report.failed[f"{gene}/{cell_type}"] = str(exc)
             continue
         key = request_key(ctx, req)
-        if key in seen:  # the same pair named twice (another case, a gene id): run once
+        if key in reqs:  # the same pair named twice (another case, a gene id): run once
             report.duplicates.append(f"{gene}/{cell_type}")
-        elif key in ctx.store:
-            report.skipped.append(key)
         else:
-            todo.append(asdict(req))
-        seen.add(key)
+            reqs[key] = asdict(req)
+    report.runs = list(reqs)
+    stored = ctx.store.stored(report.runs)
+    report.skipped = [] if force else [k for k in report.runs if k in stored]
+    todo = [k for k in report.runs if force or k not in stored]
+    if on_plan:
+        on_plan(report, len(todo))
     if not todo:
         if progress:
             progress(1.0, "nothing to do: every pair is stored")
         return report
-    cluster = None
+    interrupted, failed_keys = False, set()
+    with _client(scheduler, n_workers or max(1, min(len(todo), os.cpu_count() or 1))) as (client, local):
+        futures: dict = {}  # future -> its run key
+        try:
+            report.dashboard = dashboard_link(client, local=local)
+            if on_start:
+                on_start(report.dashboard)
+            futures = {client.submit(_run_one, settings, reqs[k], force, pure=False): k for k in todo}
+            for i, fut in enumerate(as_completed(list(futures)), start=1):
+                run_id, err = fut.result()
+                if err is None:
+                    report.computed.append(run_id)
+                else:
+                    report.failed[run_id] = err
+                    failed_keys.add(futures[fut])
+                if progress:
+                    progress(i / len(todo), f"{i}/{len(todo)} done, {len(report.failed)} failed")
+        except KeyboardInterrupt:
+            # Ctrl-C reaches the worker processes too; their shutdown noise would bury the one-line message
+            for lg in _distributed_loggers():
+                lg.setLevel(logging.CRITICAL)
+            client.cancel(list(futures))
+            interrupted = True
+    if force:
+        report.replaced = [k for k in report.computed if k in stored]
+    if interrupted:
+        if not force:  # a task may have finished after the last one counted: the store knows (no worker is left)
+            now = ctx.store.stored(todo)
+            report.computed = [k for k in todo if k in now]
+        done = set(report.computed) | failed_keys
+        report.left = [k for k in todo if k not in done]
+        raise BatchInterrupted(report)
+    return report
+
+
+@contextmanager
+def _client(scheduler: str | None, n_workers: int) -> Iterator[tuple[Client, bool]]:
+    """(client, is local): a client of the scheduler at ``scheduler``, else of a new LocalCluster whose workers,
+    nannies and scheduler log errors only; both are closed on exit."""
+    from dask.distributed import Client, LocalCluster
+
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
         except (OSError, ValueError, TimeoutError) as exc:
             raise SettingsError(f"Cannot reach the Dask scheduler at {scheduler} ({exc}). Start it (`dask scheduler`, "
                                 "then `dask worker ADDRESS`) or leave --scheduler out to run on this machine.") from exc
-    else:
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # our workers: no routine warnings over the bar
-        workers = n_workers or max(1, min(len(todo), os.cpu_count() or 1))
+        with client:
+            yield client, False
+        return
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # read by the worker processes as they start
+    level = _silence_level()
+    with _distributed_logs(level):
         with _sigint_ignored():  # worker processes inherit it: Ctrl-C stops the batch here, and we close them
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address="127.0.0.1:0")
-        client = Client(cluster)
-    futures = []
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address="127.0.0.1:0", silence_logs=level)
+        with cluster, Client(cluster) as client:
+            yield client, True
+
+
+def _distributed_loggers() -> list[logging.Logger]:
+    """distributed's loggers in this process (those named so far; later ones inherit from 'distributed')."""
+    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    return [logging.getLogger(n) for n in names]
+
+
+@contextmanager
+def _distributed_logs(level: int) -> Iterator[None]:
+    """distributed's loggers in this process (scheduler, nannies, client) at ``level`` or above meanwhile. A
+    LocalCluster's ``silence_logs`` alone quiets distributed's own stderr handler only, which distributed leaves
+    out when the root logger has handlers."""
+    loggers = [(lg, lg.level) for lg in _distributed_loggers()]
+    for lg, before in loggers:
+        lg.setLevel(max(before, level))
     try:
-        report.dashboard = dashboard_link(client, local=cluster is not None)
-        if on_start:
-            on_start(report.dashboard)
-        futures = [client.submit(_run_one, settings, req, pure=False) for req in todo]
-        for i, fut in enumerate(as_completed(futures), start=1):
-            run_id, err = fut.result()
-            if err is None:
-                report.computed.append(run_id)
-            else:
-                report.failed[run_id] = err
-            if progress:
-                progress(i / len(todo), f"{i}/{len(todo)} done, {len(report.failed)} failed")
-    except KeyboardInterrupt:
-        # Ctrl-C reaches the worker processes too; their shutdown noise would bury the one-line message
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
-        client.cancel(futures)
-        raise
+        yield
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    return report
+        for lg, before in loggers:
+            if lg.level == max(before, level):  # raised meanwhile (Ctrl-C: CRITICAL): leave it so
+                lg.setLevel(before)
 
 
 @contextmanager

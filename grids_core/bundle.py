@@ -122,7 +122,7 @@ class Bundle:
             raise UnknownNameError(
                 f"Gene {gene!r} is not in this bundle ({len(self.genes)} genes)."
                 + suggest(gene, self.gene_names)
-                + " Pick a gene from `grids genes --bundle DIR` or add it as a marker when preparing the bundle."
+                + f" Pick a gene from `grids genes --bundle {self.path or 'DIR'}` or add it as a marker when preparing the bundle."
             )
         return idx
 

@@ -247,7 +247,7 @@ def _export(bundle, result, paths: list[str]) -> None:
 
 
 def _print_result(bundle, result, stored: bool) -> None:
-    from grids_core.links import linkage_table, reading_notes
+    from grids_core.links import linkage_table, locality_rows, reading_notes
 
     links = linkage_table(bundle, result)
     h = result.heldout
@@ -273,6 +273,10 @@ def _print_result(bundle, result, stored: bool) -> None:
         t = result.truth
         print(f"planted truth: {t['hits']}/{t['n_planted']} recovered (recall {t['recall']:.2f}, precision "
               f"{t['precision']:.2f}), decoys selected {t['decoys_selected']}")
+    if result.locality:
+        share = " (% of peaks)"
+        print("locality: " + "; ".join(f"{value} {label.removesuffix(share)}" if label.endswith(share) else
+                                       f"{label} {value}" for label, value in locality_rows(result.locality)))
     for note in reading_notes(links, result.settings, result.truth):
         print(f"NOTE: {note}")
 
@@ -349,6 +353,24 @@ def _run_settings_columns(settings: dict) -> dict:
             "window": _kb(window) if window else "genome-wide", "mode": mode_label(settings) or "default"}
 
 
+def _confidence_columns(result) -> dict:
+    """The surrogate's held-out r of the run's gene (pooled; within the cell type where measured) and
+    ``confidence`` LOW where `grids explain` flags the run (``result.predictable``), else ok."""
+    return {"r": result.gene_r, "r_in_type": (result.heldout or {}).get("r_in_type", float("nan")),
+            "confidence": "ok" if result.predictable else "LOW"}
+
+
+def _low_confidence_note(flags: list[str]) -> None:
+    """Explain the LOW marker under a table that has one."""
+    from grids_core.train import PREDICTABLE_R
+
+    n = sum(f == "LOW" for f in flags)
+    if n:
+        print(f"LOW ({n} of {len(flags)}): the surrogate's held-out r of the gene is below {PREDICTABLE_R} (pooled "
+              "over cell types or within the run's type): the explanation describes the model, not the biology "
+              "(`grids show RUN_ID` says which).")
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from grids_core import bundle as bundle_io
     from grids_core.store import ResultStore
@@ -365,17 +387,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from grids_core.train import model_file_id
 
     current = model_file_id(settings.model_path)
-    by_family: dict[str, dict] = {}  # runs of one settings family (model + every setting but L, seed) share these
-    columns = []
+    columns, confidence = [], []
     for r in rows:
-        key = r.get("family") or f"run:{r['run_id']}"
-        if key not in by_family:
-            res = store.get(r["run_id"])
-            by_family[key] = _run_settings_columns(res.settings if res is not None else {})
-        columns.append(by_family[key])
+        res = store.get(r["run_id"])
+        columns.append(_run_settings_columns(res.settings if res is not None else {}))
+        confidence.append(_confidence_columns(res) if res is not None else {})
     df = pd.DataFrame(rows)
     first = ["run_id", "gene", "cell_type", "method", "L"]
     df = pd.concat([df[first], pd.DataFrame(columns, index=df.index), df.drop(columns=first)], axis=1)
+    after = df.columns.get_loc("recall") + 1  # beside the results they qualify
+    df = pd.concat([df.iloc[:, :after], pd.DataFrame(confidence, index=df.index, columns=["r", "r_in_type", "confidence"]),
+                    df.iloc[:, after:]], axis=1)
     df["model"] = ["current" if m == current else f"other ({m})" for m in df["model_id"]]
     for col in ("heldout_delta", "recall", "runtime_s"):
         df[col] = pd.to_numeric(df[col])
@@ -383,6 +405,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         df = df.drop(columns="recall")
     print(df.drop(columns=["model_id", "family"], errors="ignore").to_string(index=False, na_rep="—",
                                                                        float_format=lambda v: f"{v:.4g}"))
+    _low_confidence_note(df["confidence"].tolist())
     return 0
 
 
@@ -401,8 +424,56 @@ def cmd_info(args: argparse.Namespace) -> int:
     from grids_core import bundle as bundle_io
 
     b = bundle_io.load(args.bundle)
-    print(json.dumps({k: v for k, v in b.manifest.items() if k != "checksums"}, indent=2))
+    manifest = {k: v for k, v in b.manifest.items() if k != "checksums"}
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    import pandas as pd
+
+    n_cells, n_peaks, n_genes = b.atac.shape[0], b.atac.shape[1], b.rna.shape[1]
+    print(f"bundle {args.bundle} (id {b.bundle_id}, {b.manifest.get('genome_build', '?')}; "
+          f"{'co-assayed' if b.manifest.get('paired', True) else 'unpaired'})")
+    if b.manifest.get("description"):
+        print(b.manifest["description"])
+    print(f"{n_cells:,} cells x {n_peaks:,} peaks x {n_genes:,} genes")
+    cell_type = pd.Categorical(b.cells["cell_type"], b.cell_types)  # cells per type, and per split where recorded
+    per_type = pd.DataFrame({"cells": pd.Series(cell_type).value_counts(sort=False)})
+    if "split" in b.cells:
+        splits = pd.crosstab(cell_type, b.cells["split"].to_numpy())
+        per_type = per_type.join(splits[[c for c in ("train", "val", "test") if c in splits]])
+    per_type.loc["total"] = per_type.sum()
+    print(per_type.rename_axis("cell_type").reset_index().rename_axis(None, axis=1).to_string(index=False))
+    print(_model_line(args, b))
+    prov = pd.DataFrame({"layer": list(manifest.get("provenance", {})),
+                         "provenance": list(manifest.get("provenance", {}).values())})
+    if len(prov):
+        prov["source"] = prov["layer"].map(manifest.get("sources", {})).fillna("")
+        print(prov.to_string(index=False))
+    markers = [f"{m.get('cell_type') or '?'} {m.get('gene')}" for m in manifest.get("markers") or []]
+    if markers:
+        print("markers: " + ", ".join(markers))
+    for note in manifest.get("notes", []):
+        print(f"note: {note}")
+    print("(--json prints the whole manifest)")
     return 0
+
+
+def _model_line(args: argparse.Namespace, bundle) -> str:
+    """The model's file, id and median held-out r, or why there is none."""
+    from grids_core.errors import ModelError
+    from grids_core.train import PREDICTABLE_R, default_model_path, load_model, train_command
+
+    path = Path(args.model) if args.model else default_model_path(args.bundle)
+    if not path.exists():
+        return f"model: none at {path} (train one: `{train_command(args.bundle, path)}`)"
+    try:
+        tm = load_model(path, bundle, "cpu")
+    except ModelError as exc:
+        return f"model {path}: unusable: {exc}"
+    q = [v for v in tm.meta.get("quality", {}).values() if v == v]
+    low = sum(v < PREDICTABLE_R for v in q)
+    return (f"model {path} (id {tm.model_id}): median held-out r {tm.meta.get('median_r', float('nan')):.3f} over "
+            f"{len(q)} genes; {low} below {PREDICTABLE_R} (their runs are flagged LOW)")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -523,7 +594,7 @@ def _check_scheduler_address(address: str) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from grids_core.batch import DASHBOARD_REQUIREMENT, expand_pairs, read_pairs, run_batch
+    from grids_core.batch import DASHBOARD_REQUIREMENT, BatchInterrupted, expand_pairs, read_pairs, run_batch
 
     # every option is checked before the bundle is read or a cluster starts
     if args.pairs and (args.genes or args.cell_type):
@@ -541,28 +612,73 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings.bundle_dir, settings.model_path = settings.bundle_dir.resolve(), Path(settings.model_path).resolve()
     pairs = read_pairs(args.pairs) if args.pairs else None
     pairs = expand_pairs(settings, args.cell_type, args.genes, pairs)
-    update, close = _progress_bar(f"batch {len(pairs)} pairs")
+    bar: list = []  # (update, close) once the batch knows what it will compute
+
+    def planned(rep, n_todo: int) -> None:
+        distinct = len(rep.runs)
+        stored = "" if args.force else f", {distinct - n_todo} stored"
+        bar.extend(_progress_bar(f"batch: {n_todo} of {distinct} pairs to compute{stored}"))
+
+    def update(frac: float, msg: str) -> None:
+        if bar:
+            bar[0](frac, msg)
 
     def started(link: str | None) -> None:
         _note(f"Dask dashboard: {link}" if link else f"note: no Dask dashboard: it needs {DASHBOARD_REQUIREMENT} "
               f"on the scheduler (pip install '{DASHBOARD_REQUIREMENT}').")
 
     try:
-        rep = run_batch(settings, pairs, template, scheduler=args.scheduler, n_workers=args.workers, progress=update,
-                        on_start=started)
-    except KeyboardInterrupt:
-        close()
-        print("interrupted: the pairs finished so far are stored; the same command goes on from there "
-              "(stored pairs are skipped)", file=sys.stderr)
+        rep = run_batch(settings, pairs, template, scheduler=args.scheduler, n_workers=args.workers, force=args.force,
+                        progress=update, on_plan=planned, on_start=started)
+    except KeyboardInterrupt as exc:
+        if bar:
+            bar[1]()
+        rep = exc.report if isinstance(exc, BatchInterrupted) else None
+        print(_interrupted_text(rep, args.force) if rep else "interrupted: the pairs finished so far are stored; run "
+              "the same command again to go on (stored pairs are reused).", file=sys.stderr)
         return 130
     finally:
-        close()
+        if bar:
+            bar[1]()
+    _print_batch_table(settings, rep)
     dup = f", {len(rep.duplicates)} named twice (run once)" if rep.duplicates else ""
-    print(f"{rep.total} pairs: {len(rep.computed)} computed, {len(rep.skipped)} already stored, {len(rep.failed)} failed"
-          f"{dup}")
+    replaced = f" ({len(rep.replaced)} replacing stored runs)" if rep.replaced else ""
+    print(f"{rep.total} pairs: {len(rep.computed)} computed{replaced}, {len(rep.skipped)} already stored, "
+          f"{len(rep.failed)} failed{dup}")
     for key, err in list(rep.failed.items())[:20]:
         print(f"  failed {key}: {err}")
     return 0 if not rep.failed else 1
+
+
+def _interrupted_text(rep, force: bool) -> str:
+    """What Ctrl-C left: pairs stored, pairs left, and how to go on."""
+    stored = len(rep.computed) + len(rep.skipped)
+    failed = f", {len(rep.failed)} failed" if rep.failed else ""
+    how = ("Run the same command again to finish: pairs already stored are reused, not recomputed."
+           if not force else "Run the same command without --force to compute only the pairs left (the ones "
+           "recomputed so far are stored; with --force every pair is recomputed again).")
+    return (f"interrupted: {stored} of {len(rep.runs)} pairs are stored ({len(rep.computed)} computed in this run, "
+            f"{len(rep.skipped)} before){failed}; {len(rep.left)} left. {how}")
+
+
+def _print_batch_table(settings: Settings, rep) -> None:
+    """One row per pair the batch stored: run id, whether it was computed now, held-out effect and confidence."""
+    import pandas as pd
+
+    from grids_core.jobs import load_context
+
+    store, skipped = load_context(settings).store, set(rep.skipped)
+    rows = []
+    for run_id in rep.runs:
+        res = store.get(run_id)
+        if res is None:  # failed (listed below)
+            continue
+        rows.append({"run_id": run_id, "gene": res.gene, "cell_type": res.cell_type,
+                     "status": "stored" if run_id in skipped else "computed",
+                     "heldout_delta": res.heldout.get("delta"), **_confidence_columns(res)})
+    if rows:
+        print(pd.DataFrame(rows).to_string(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}"))
+        _low_confidence_note([r["confidence"] for r in rows])
 
 
 def cmd_mnist(args: argparse.Namespace) -> int:
@@ -780,6 +896,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="LocalCluster workers, at least 1 (default: one per core)")
     s.add_argument("--method", default="grids", help=METHOD_HELP)
     request_args(s)
+    s.add_argument("--force", action="store_true", help="recompute the pairs already stored and replace them")
     s.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("show", help="print a stored run")
@@ -811,8 +928,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true")
     s.set_defaults(func=cmd_mnist)
 
-    s = sub.add_parser("info", help="print a bundle's manifest")
+    s = sub.add_parser("info", help="a bundle's counts (cells per cell type), its model's held-out r and provenance")
     s.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="bundle directory (default: %(default)s)")
+    s.add_argument("--model", default=None, help="model checkpoint (default: BUNDLE/models/default.pt)")
+    s.add_argument("--json", action="store_true", help="print the bundle's manifest as JSON instead")
     s.set_defaults(func=cmd_info)
     return p
 

@@ -147,6 +147,16 @@ class ResultStore:
         with self._connect() as con:
             return con.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
+    def stored(self, run_ids: list[str]) -> set[str]:
+        """The ids among ``run_ids`` that are stored (one connection, for a batch's many keys)."""
+        found: set[str] = set()
+        with self._connect() as con:
+            for i in range(0, len(run_ids), 500):  # below SQLite's limit on bound parameters
+                chunk = run_ids[i:i + 500]
+                sql = f"SELECT run_id FROM runs WHERE run_id IN ({','.join('?' * len(chunk))})"
+                found.update(r[0] for r in con.execute(sql, chunk))
+        return found
+
     def list(self, gene: str | None = None, cell_type: str | None = None, method: str | None = None,
              bundle_id: str | None = None, family: str | None = None) -> list[dict]:
         """Summaries of stored runs, newest first, optionally filtered (``family``: see settings_family)."""

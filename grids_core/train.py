@@ -485,11 +485,10 @@ def save_model(tm: TrainedModel, path: str | os.PathLike) -> Path:
 def load_model(path: str | os.PathLike, bundle: Bundle | None = None, device: str | None = None) -> TrainedModel:
     """Load a checkpoint; with ``bundle``, check that it was trained on that bundle's peaks and genes."""
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"No model at {path}. Train one with `grids train --bundle DIR`.")
     bdir = bundle.path if bundle is not None else None
-    retrain = f"grids train --bundle {bdir or 'DIR'}" + (
-        "" if bdir is not None and path.resolve() == default_model_path(bdir).resolve() else f" --out {path}")
+    retrain = train_command(bdir, path)
+    if not path.exists():
+        raise ModelError(f"No model at {path}. Train one with `{retrain}`.")
     # torch's own messages are left out: for a damaged file they advise loading with weights_only=False, i.e.
     # running whatever code the file holds, which is never the fix for a checkpoint of ours
     try:
@@ -559,6 +558,14 @@ def model_file_id(path: str | os.PathLike) -> str | None:
         return _payload_id(torch.load(path, map_location="cpu", weights_only=True), path)
     except Exception:  # noqa: BLE001 - an unreadable checkpoint has no id; loading it says why
         return None
+
+
+def train_command(bundle_dir: str | os.PathLike | None, model_path: str | os.PathLike) -> str:
+    """The `grids train` command that writes ``model_path`` for the bundle at ``bundle_dir`` (DIR when unknown)."""
+    if bundle_dir is None:
+        return f"grids train --bundle DIR --out {model_path}"
+    cmd = f"grids train --bundle {bundle_dir}"
+    return cmd if Path(model_path).resolve() == default_model_path(bundle_dir).resolve() else f"{cmd} --out {model_path}"
 
 
 def default_model_path(bundle_dir: str | os.PathLike) -> Path:

@@ -24,6 +24,8 @@ def test_explain_stores_prints_and_exports(small_bundle_dir, tmp_path, capsys):
     assert main([*args, "--export", *exports]) == 0
     out = capsys.readouterr().out
     assert "GAD1 in VIP" in out and "held-out" in out and "planted truth" in out
+    locality = next(line for line in out.splitlines() if line.startswith("locality: "))
+    assert "inside the gene's TAD, simulated" in locality and "inside the gene's TAD, GM12878" in locality
     tsv = pd.read_csv(exports[0], sep="\t")
     assert len(tsv) == 6 and tsv["rank"].tolist() == list(range(1, 7)) and set(tsv["gene"]) == {"GAD1"}
     assert pd.read_csv(exports[1])["peak"].tolist() == tsv["peak"].tolist()

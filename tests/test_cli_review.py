@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from grids_core import batch as batch_mod
 from grids_core.cli import GRIDS_ONLY, METHOD_NAMES, build_parser, main
@@ -66,7 +67,8 @@ def test_runs_show_and_exports_tell_runs_with_other_settings_apart(bundle_copy, 
     assert head[:10] == ["run_id", "gene", "cell_type", "method", "L", "k", "direction", "beta", "window", "mode"]
     rows = _runs_rows(out)
     row_re = re.compile(r"^(?P<id>\S+)\s+GAD1\s+VIP\s+grids\s+4\s+(?P<k>\d+)\s+(?P<direction>\w+ → \w+)\s+(?P<beta>\S+)\s+"
-                        r"(?P<window>genome-wide|\S+ kb)\s+(?P<mode>.+?)\s+0\s+\S+\s+\S+\s+\S+\s+\S+\s+current$")
+                        r"(?P<window>genome-wide|\S+ kb)\s+(?P<mode>.+?)\s+0\s+\S+\s+\S+\s+\S+\s+\S+\s+(?:ok|LOW)\s+\S+\s+\S+"
+                        r"\s+current$")
     parsed = {name: row_re.match(rows[ids[name]]) for name in VARIANTS}
     assert all(parsed.values()), rows
     for name, (_, direction, mode) in VARIANTS.items():
@@ -225,7 +227,10 @@ def test_show_notes_a_run_of_another_model(bundle_copy, tmp_path, capsys, one_th
     assert main(["show", *args, run_id]) == 0
     assert "note:" not in capsys.readouterr().err  # the selected model made it
     other = tmp_path / "other.pt"
-    other.write_bytes((bundle_copy / "models" / "default.pt").read_bytes() + b"\0")
+    payload = torch.load(bundle_copy / "models" / "default.pt", weights_only=True)
+    first = next(iter(payload["state_dict"]))
+    payload["state_dict"][first] = payload["state_dict"][first] + 1  # other weights: another model id
+    torch.save(payload, other)
     assert main(["runs", *args, "--model", str(other)]) == 0
     assert "other (" in capsys.readouterr().out
     for extra in ([], ["--json"]):
@@ -283,3 +288,75 @@ def test_readme_documents_every_export_column_and_the_score_scaling(small_bundle
     assert [scores[p] for p in links["peak"]] == expected.tolist() and max(scores.values()) == 1000
     half = links.assign(drop_one=links["drop_one"] / 2)  # another run, effects half as large: same scores
     assert export_text(half, "bed") == export_text(links, "bed")
+
+
+def test_no_model_and_unknown_gene_name_the_real_bundle(bundle_copy, tmp_path, capsys):
+    """Messages suggest commands with this bundle's path, not a DIR placeholder."""
+    nomodel = tmp_path / "nomodel"
+    shutil.copytree(bundle_copy, nomodel, ignore=shutil.ignore_patterns("models"))
+    for cmd in (["genes"], ["explain", "--gene", "GAD1", "--cell-type", "VIP"],
+                ["batch", "--cell-type", "VIP", "--genes", "GAD1", "--workers", "1"]):
+        assert main([cmd[0], "--bundle", str(nomodel), *cmd[1:]]) == 2, cmd
+        err = capsys.readouterr().err
+        assert "No model at" in err and "DIR" not in err, err
+        assert re.search(rf"`grids train --bundle \S*{re.escape(nomodel.name)}`", err), err
+    other = tmp_path / "other.pt"
+    assert main(["genes", "--bundle", str(nomodel), "--model", str(other)]) == 2
+    assert f"`grids train --bundle {nomodel} --out {other}`" in capsys.readouterr().err
+    assert main(["explain", "--bundle", str(bundle_copy), "--gene", "GADX", "--cell-type", "VIP"]) == 2
+    err = capsys.readouterr().err
+    assert f"`grids genes --bundle {bundle_copy}`" in err and "DIR" not in err, err
+
+
+def test_info_prints_counts_per_cell_type_and_the_model_r(bundle_copy, small_bundle, small_model, tmp_path, capsys):
+    from grids_core.train import PREDICTABLE_R
+
+    assert main(["info", "--bundle", str(bundle_copy)]) == 0
+    out = capsys.readouterr().out
+    b = small_bundle
+    assert f"{b.atac.shape[0]:,} cells x {b.atac.shape[1]:,} peaks x {b.rna.shape[1]:,} genes" in out
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["cell_type", "cells"])
+    assert lines[head].split() == ["cell_type", "cells", "train", "val", "test"]
+    table = {r.split()[0]: [int(v) for v in r.split()[1:]] for r in lines[head + 1:head + 2 + len(b.cell_types)]}
+    splits = b.cells.groupby(["cell_type", "split"]).size()
+    for ct in b.cell_types:
+        assert table[ct] == [int((b.cells["cell_type"] == ct).sum()), *(int(splits.get((ct, s), 0))
+                                                                        for s in ("train", "val", "test"))], ct
+    assert table["total"][0] == len(b.cells)
+    q = [v for v in small_model.meta["quality"].values() if v == v]
+    assert (f"median held-out r {small_model.meta['median_r']:.3f} over {len(q)} genes; "
+            f"{sum(v < PREDICTABLE_R for v in q)} below {PREDICTABLE_R}") in out
+    assert main(["info", "--bundle", str(bundle_copy), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["cells"] == len(b.cells)
+    nomodel = tmp_path / "nomodel"
+    shutil.copytree(bundle_copy, nomodel, ignore=shutil.ignore_patterns("models"))
+    assert main(["info", "--bundle", str(nomodel)]) == 0
+    assert f"model: none at {nomodel / 'models' / 'default.pt'} (train one: `grids train --bundle {nomodel}`)" in \
+        capsys.readouterr().out
+
+
+def test_runs_flag_low_confidence_runs_as_explain_does(bundle_copy, small_model, capsys, one_thread):
+    q = {g: r for g, r in small_model.meta["quality"].items() if r == r}
+    low = min(q, key=q.get)
+    assert q[low] < 0.3  # the fixture's model has genes it cannot predict
+    ids = {}
+    for gene in ("GAD1", low):
+        assert main(["explain", "--bundle", str(bundle_copy), "--gene", gene, "--cell-type", "VIP", "-L", "3"]) == 0
+        out = capsys.readouterr().out
+        ids[gene] = next(line for line in out.splitlines() if line.startswith("run ")).split()[1]
+    assert "WARNING:" in out  # explain flagged the low gene
+    assert main(["runs", "--bundle", str(bundle_copy)]) == 0
+    out = capsys.readouterr().out
+    head = out.splitlines()[0].split()
+    assert head[head.index("recall") + 1:head.index("recall") + 4] == ["r", "r_in_type", "confidence"]
+    rows = _runs_rows(out)
+    store = ResultStore(bundle_copy / "results.sqlite")
+    for gene, run_id in ids.items():
+        res, cells = store.get(run_id), rows[run_id].split()
+        col = {name: cells[head.index(name) + 2] for name in ("r", "r_in_type", "confidence")}  # + 2: "close → lower"
+        assert col == {"r": f"{res.gene_r:.4g}", "r_in_type": f"{res.heldout['r_in_type']:.4g}",
+                       "confidence": "ok" if res.predictable else "LOW"}, (gene, col)
+    assert rows[ids[low]].split()[head.index("confidence") + 2] == "LOW"
+    assert rows[ids["GAD1"]].split()[head.index("confidence") + 2] == "ok"
+    assert "LOW (1 of 2): the surrogate's held-out r of the gene is below 0.3" in out
