@@ -522,7 +522,9 @@ def load_model(path: str | os.PathLike, bundle: Bundle | None = None, device: st
         if problems:
             raise ModelError(
                 f"Model {path} was not trained on bundle {bundle.path} ({'; '.join(problems)}). "
-                f"Train a model for this bundle: `grids train --bundle {bundle.path}`."
+                f"Train a model for this bundle: `grids train --bundle {bundle.path}`"
+                + ("." if retrain == f"grids train --bundle {bundle.path}" else
+                   " (its default model; then leave --model out), or pass --model with a model trained on it.")
             )
     model.to(pick_device(device)).eval().requires_grad_(False)
     meta["model_id"] = _payload_id(payload, path)

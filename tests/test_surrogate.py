@@ -181,8 +181,13 @@ def test_model_bundle_mismatch_and_corrupt_checkpoint(tmp_path):
     b2 = bundle_io.load(bundle_io.save(tiny_bundle(n_cells=60, n_peaks=24), tmp_path / "b2"))
     tm = train(b1, TrainConfig(steps_atac=2, steps_rna=2, steps_maps=2, steps_paired=2, batch_size=16))
     path = save_model(tm, tmp_path / "m.pt")
-    with pytest.raises(ModelError, match="was not trained on bundle"):
+    with pytest.raises(ModelError, match="was not trained on bundle") as err:
         load_model(path, b2)
+    # m.pt is not b2's default model: training the default one alone would not help, so the message says both ways
+    assert f"`grids train --bundle {b2.path}` (its default model; then leave --model out)" in str(err.value)
+    with pytest.raises(ModelError, match="No model") as err:
+        load_model(tmp_path / "none.pt", b1)
+    assert f"`grids train --bundle {b1.path} --out {tmp_path / 'none.pt'}`" in str(err.value)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ModelError, match="not a readable"):
         load_model(path, b1)
