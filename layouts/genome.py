@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from grids_core.errors import SettingsError, UnknownNameError, suggest
+from grids_core.genome import natural_chrom_key
 
 MAX_COVERAGE_POINTS = 2000
 MIN_WIDTH = 1_000
@@ -770,16 +771,11 @@ def _peaks_in(view: GenomeView) -> pd.DataFrame:
     return p[sel]
 
 
-def _chrom_key(chrom: str) -> tuple:
-    m = _NUMBERED.match(chrom)
-    return (0, m.group(1), int(m.group(2))) if m else (1, chrom, 0)
-
-
 def chrom_list(chroms) -> str:
     """Chromosome names in natural order, runs of 3+ consecutive numbered ones shortened: ``chr1–chr22, chrX``."""
     runs: list[list[str]] = []
     prev = None
-    for c in sorted({str(c) for c in chroms}, key=_chrom_key):
+    for c in sorted({str(c) for c in chroms}, key=natural_chrom_key):
         m = _NUMBERED.match(c)
         cur = (m.group(1), int(m.group(2))) if m else None
         if cur and prev and cur == (prev[0], prev[1] + 1):
