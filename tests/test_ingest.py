@@ -180,17 +180,33 @@ def tiny() -> Tiny:
     return _make_tiny()
 
 
+def write_inputs(root: Path, d: Tiny) -> dict[str, Path]:
+    """The 10x matrix, labels table and GTF of ``d`` under ``root``: what the prepare tests start from."""
+    return {"tenx_h5": write_tenx(root / "filtered_feature_bc_matrix.h5", d),
+            "labels": write_labels(root / "labels.tsv", d), "gtf": write_gtf(root / "genes.gtf.gz", d)}
+
+
+def prepare_small(files: dict, **kw):
+    """``prepare`` on ``files`` with the small-data thresholds; options set to None are left out."""
+    args = {"tenx_h5": files["tenx_h5"], "labels": files["labels"], "gtf": files["gtf"], **SMALL, **kw}
+    return prepare(**{k: v for k, v in args.items() if v is not None})
+
+
+def prepare_error(files: dict, **kw) -> str:
+    """The InputError message ``prepare_small`` must raise."""
+    with pytest.raises(InputError) as err:
+        prepare_small(files, **kw)
+    return str(err.value)
+
+
 @pytest.fixture(scope="module")
 def files(tiny, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("inputs")
-    return {"tenx_h5": write_tenx(root / "filtered_feature_bc_matrix.h5", tiny),
-            "labels": write_labels(root / "labels.tsv", tiny), "gtf": write_gtf(root / "genes.gtf.gz", tiny),
-            "tads": write_tads(root / "tads.bed"), "cool": write_cool(root / "contacts.cool")}
+    return {**write_inputs(root, tiny), "tads": write_tads(root / "tads.bed"), "cool": write_cool(root / "contacts.cool")}
 
 
 def _prep(files, tmp_path, **kw):
-    args = {"tenx_h5": files["tenx_h5"], "labels": files["labels"], "gtf": files["gtf"], **SMALL, **kw}
-    return prepare(**{k: v for k, v in args.items() if v is not None})
+    return prepare_small(files, **kw)
 
 
 def _bad(files, tmp_path, *fragments, **kw) -> str:

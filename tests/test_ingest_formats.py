@@ -14,20 +14,19 @@ import pytest
 import scipy.sparse as sp
 
 from grids_core import reference
-from grids_core.errors import InputError
-from grids_core.ingest import prepare
 from grids_core.ingest.gtf import read_gtf
 from grids_core.ingest.labels import read_label_table
 from tests.test_ingest import (
-    SMALL,
     Tiny,
     _make_tiny,
     write_cool,
-    write_gtf,
     write_h5ad_pair,
+    write_inputs,
     write_labels,
     write_tenx,
 )
+from tests.test_ingest import prepare_error as _error
+from tests.test_ingest import prepare_small as _prep
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +36,7 @@ def tiny() -> Tiny:
 
 @pytest.fixture(scope="module")
 def files(tiny, tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("formats")
-    return {"tenx_h5": write_tenx(root / "filtered_feature_bc_matrix.h5", tiny),
-            "labels": write_labels(root / "labels.tsv", tiny), "gtf": write_gtf(root / "genes.gtf.gz", tiny)}
-
-
-def _prep(files, **kw):
-    args = {"tenx_h5": files["tenx_h5"], "labels": files["labels"], "gtf": files["gtf"], **SMALL, **kw}
-    return prepare(**{k: v for k, v in args.items() if v is not None})
-
-
-def _error(files, **kw) -> str:
-    with pytest.raises(InputError) as err:
-        _prep(files, **kw)
-    return str(err.value)
+    return write_inputs(tmp_path_factory.mktemp("formats"), tiny)
 
 
 # ---- gene annotation --------------------------------------------------------------------------------------------
